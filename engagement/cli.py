@@ -1,0 +1,208 @@
+"""The ``engagement`` command.
+
+Exit codes (see :class:`engagement.exceptions.ExitCode`): 0 succeeded, 1 a
+data-quality check FAILED, 2 usage or configuration error, 3 a step errored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from engagement import __version__
+from engagement.exceptions import EngagementError, ExitCode
+
+T = TypeVar("T")
+err_console = Console(stderr=True)
+out_console = Console()
+log = logging.getLogger("engagement")
+
+app = typer.Typer(
+    help=(
+        "Engagement workbench: stage customer CSV and clickstream JSON, reject bad records with a reason, "
+        "MERGE into dim_customer / fact_click_events, and run data-quality checks.\n\n"
+        "Exit codes: 0 succeeded, 1 a data-quality check FAILED, 2 usage or configuration error, "
+        "3 a step errored."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+SourceOpt = Annotated[
+    str | None,
+    typer.Option("--source", "-s", help="Source root holding customers/ and clickstream/ [env ENGAGEMENT_SOURCE; default data/sample]."),
+]
+WarehouseOpt = Annotated[
+    Path | None,
+    typer.Option("--warehouse", "-w", help="DuckDB warehouse file [env ENGAGEMENT_WAREHOUSE; default warehouse/engagement.duckdb]."),
+]
+EngineOpt = Annotated[
+    str | None, typer.Option("--engine", "-e", help="Engine: duckdb (embedded) [env ENGAGEMENT_ENGINE]."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables and progress.")]
+
+
+def _guard(work: Callable[[], T]) -> T:
+    """Run a command body: tool errors become one line on stderr and their exit code."""
+    try:
+        return work()
+    except EngagementError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]: the step in progress was rolled back")
+        raise typer.Exit(ExitCode.STEP_ERROR) from None
+    except Exception as exc:  # a bug: one line here, the traceback in the log file
+        log.exception("unexpected error")
+        err_console.print(
+            f"[red]error:[/] unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            "(traceback in the log file; please report it)",
+            highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(ExitCode.STEP_ERROR) from None
+
+
+def _settings(**flags: Any):
+    from engagement.config import load_settings
+    from engagement.logs import configure
+
+    settings = load_settings(**flags)
+    configure(settings.log_dir, settings.log_level)
+    return settings
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"engagement {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """Engagement workbench."""
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write customers/, clickstream/ and manifest.json into.")],
+    customers: Annotated[int, typer.Option(help="Number of distinct customers.")] = 2_000,
+    events: Annotated[int, typer.Option(help="Number of clickstream events (before defects and duplicates).")] = 100_000,
+    days: Annotated[int, typer.Option(help="Days of clickstream, one dt=YYYY-MM-DD folder each.")] = 7,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same bytes.")] = 42,
+    defect_rate: Annotated[float, typer.Option(help="Share of records given a defect the rules reject (0 to 0.5).")] = 0.02,
+) -> None:
+    """Write a realistic synthetic source (with controlled defects) and DIR/manifest.json with the expected counts."""
+
+    def work() -> None:
+        from engagement.exceptions import ConfigError
+        from engagement.generate import generate as write
+
+        try:
+            with err_console.status("generating…"):
+                manifest = write(out, customers=customers, events=events, days=days, seed=seed,
+                                 defect_rate=defect_rate)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        c, e = manifest["customers"], manifest["clickstream"]
+        out_console.print(
+            f"wrote {c['records']:,} customer records and {e['records']:,} clickstream records "
+            f"to {out} (expected counts in {out / 'manifest.json'})"
+        )
+
+    _guard(work)
+
+
+@app.command()
+def run(
+    source: SourceOpt = None,
+    warehouse: WarehouseOpt = None,
+    engine: EngineOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest the source, MERGE dim_customer and fact_click_events, run the checks, print a summary.
+
+    Exit code 0 when every step succeeded and no check FAILED, 1 when a check FAILED,
+    2 for a usage or configuration error, 3 when a step errored.
+    """
+
+    def work() -> ExitCode:
+        from engagement.engines import create_engine
+        from engagement.pipeline import Observer, run_pipeline
+        from engagement.report import exit_code, live_progress, summary
+
+        settings = _settings(source=source, warehouse=warehouse, engine=engine)
+        eng = create_engine(settings)
+        try:
+            if as_json:
+                result = run_pipeline(eng, settings.source, observer=Observer())
+            else:
+                with live_progress(err_console) as observer:
+                    result = run_pipeline(eng, settings.source, observer=observer)
+        finally:
+            eng.close()
+        if as_json:
+            print(json.dumps(result.to_json(), default=str))
+        else:
+            out_console.print(summary(result, str(settings.log_dir / "engagement.log")))
+        return exit_code(result)
+
+    raise typer.Exit(_guard(work))
+
+
+@app.command()
+def status(
+    warehouse: WarehouseOpt = None,
+    engine: EngineOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs to show.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the last runs recorded in ingestion_logs, newest first."""
+
+    def work() -> None:
+        from engagement.engines import create_engine
+        from engagement.history import recent_runs
+
+        settings = _settings(warehouse=warehouse, engine=engine)
+        eng = create_engine(settings, read_only=True)
+        try:
+            runs = recent_runs(eng, limit)
+        finally:
+            eng.close()
+        if as_json:
+            print(json.dumps(runs, default=str))
+            return
+        if not runs:
+            out_console.print("no runs yet: run `engagement run`")
+            return
+        from rich.table import Table
+
+        table = Table(title=f"Last runs in {settings.warehouse}", title_justify="left")
+        for col in ("run_id", "status", "checks", "started (UTC)", "seconds", "read", "rejected", "error"):
+            table.add_column(col, justify="right" if col in ("seconds", "read", "rejected") else "left")
+        for r in runs:
+            table.add_row(r["run_id"], r["status"], r["checks"] or "-", f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
+                          f"{r['seconds']:.1f}" if r["seconds"] is not None else "",
+                          f"{r['rows_read']:,}", f"{r['rows_rejected']:,}", r["error_message"] or "")
+        out_console.print(table)
+
+    _guard(work)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="engagement")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Settings: flags > environment (``ENGAGEMENT_*``) > ``.env`` > defaults.
+
+A bad value gets one line naming the setting and the fix (a ConfigError),
+never a pydantic traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engagement.exceptions import ConfigError
+from engagement.identifiers import validate
+
+ENGINES = ("duckdb",)
+EngineName = Literal["duckdb"]
+
+
+class Settings(BaseSettings):
+    """Everything the tool can be configured with. Each field maps to ``ENGAGEMENT_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ENGAGEMENT_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    source: str = Field("data/sample", description="Source root: a folder holding customers/ and clickstream/.")
+    warehouse: Path = Field(Path("warehouse/engagement.duckdb"), description="The embedded DuckDB warehouse file.")
+    engine: EngineName = Field("duckdb", description="Warehouse engine: duckdb (embedded).")
+    schema_name: str = Field("main", alias="ENGAGEMENT_SCHEMA", description="Schema holding the tables.")
+    log_dir: Path = Field(Path("logs"), description="Folder for the local log file (one line per event, with the run id).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log file level.")
+
+    @field_validator("schema_name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        return validate(value, "ENGAGEMENT_SCHEMA")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+FIXES = {
+    "engine": f"choose one of: {', '.join(ENGINES)} (--engine or ENGAGEMENT_ENGINE)",
+    "log_level": "choose DEBUG, INFO, WARNING or ERROR (ENGAGEMENT_LOG_LEVEL)",
+}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from flags (``overrides``; None means "not given"), the environment, ``.env`` and defaults."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ConfigError:
+        raise
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "setting"
+        if isinstance(err.get("ctx", {}).get("error"), ConfigError):
+            raise err["ctx"]["error"] from None
+        env = "ENGAGEMENT_SCHEMA" if name in ("schema_name", "ENGAGEMENT_SCHEMA") else f"ENGAGEMENT_{name.upper()}"
+        fix = FIXES.get(name, f"fix --{name.replace('_', '-')} or {env}")
+        raise ConfigError(f"{env}={err.get('input')!r} is not valid: {err['msg']}; {fix}") from None

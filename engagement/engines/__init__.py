@@ -1,0 +1,24 @@
+"""Warehouse engines behind one interface (:class:`engagement.engines.base.Engine`).
+
+Engine modules are imported only when chosen, so the CLI starts fast and the
+Snowflake libraries load only for the Snowflake engines.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engagement.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from engagement.config import Settings
+    from engagement.engines.base import Engine
+
+
+def create_engine(settings: Settings, *, read_only: bool = False) -> Engine:
+    """The engine named by ``settings.engine``, connected and ready."""
+    if settings.engine == "duckdb":
+        from engagement.engines.duckdb import DuckDBEngine
+
+        return DuckDBEngine(settings.warehouse, schema=settings.schema_name, read_only=read_only)
+    raise ConfigError(f"engine {settings.engine!r} is not available; use --engine duckdb")

@@ -1,0 +1,341 @@
+"""The embedded engine: one DuckDB warehouse file, rules compiled to DuckDB SQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from engagement.engines.base import FileCallback, RunContext
+from engagement.exceptions import WarehouseError, WarehouseLockedError
+from engagement.identifiers import quote
+from engagement.model import (
+    DATE_PATTERN,
+    REJECTED,
+    TABLES,
+    TIMESTAMP_PATTERN,
+    Check,
+    CheckType,
+    ColumnType,
+    Field,
+    Reason,
+    Rule,
+    Source,
+    SourceFormat,
+    Table,
+)
+from engagement.readers import iter_batches, read_csv_records, read_json_records
+from engagement.results import IngestCounts, MergeCounts, Metric
+from engagement.sources import SourceFile
+
+TYPES = {
+    ColumnType.VARCHAR: "VARCHAR",
+    ColumnType.BIGINT: "BIGINT",
+    ColumnType.DOUBLE: "DOUBLE",
+    ColumnType.DATE: "DATE",
+    ColumnType.TIMESTAMP: "TIMESTAMP",
+}
+LOCK_PID = re.compile(r"PID (\d+)")
+
+
+def lit(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class DuckDBEngine:
+    """The embedded default engine: a single DuckDB file, no account needed."""
+
+    name = "duckdb"
+
+    def __init__(self, path: str | Path, *, schema: str = "main", read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.schema = schema
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise WarehouseError(f"warehouse {self.path} does not exist yet; run `engagement run` first")
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                pid = LOCK_PID.search(str(exc))
+                who = f"process {pid.group(1)}" if pid else "another process"
+                raise WarehouseLockedError(
+                    f"warehouse {self.path} is in use by {who}; wait for it to finish, "
+                    "or pass another --warehouse"
+                ) from None
+            raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
+        self.con.execute("SET TimeZone = 'UTC'")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return str(self.path.resolve())
+
+    def _t(self, table: Table | str) -> str:
+        name = table.name if isinstance(table, Table) else table
+        return f"{quote(self.schema)}.{quote(name)}"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        with self._transaction():
+            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+            for table in TABLES:
+                cols = ", ".join(
+                    f"{quote(c.name)} {TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
+                )
+                # No PRIMARY KEY: the MERGE keeps keys unique and the checks verify it; an ART
+                # index on 10M keys would cost memory and slow every load.
+                self.con.execute(f"CREATE TABLE IF NOT EXISTS {self._t(table)} ({cols})")
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    def ingest(self, run: RunContext, source: Source, files: Sequence[SourceFile],
+               on_file: FileCallback | None = None) -> IngestCounts:
+        raw = source.raw
+        reader = read_csv_records if source.format is SourceFormat.CSV else read_json_records
+        read = 0
+        with self._transaction():
+            self.con.execute(f"DELETE FROM {self._t(raw)}")
+            for file in files:
+                records = reader(file.read_bytes())
+                for batch in iter_batches(records):
+                    self.con.register("_batch", batch)
+                    cols = ", ".join(quote(n) for n in batch.column_names)
+                    self.con.execute(
+                        f"INSERT INTO {self._t(raw)} ({cols}, source_file, run_id, loaded_at) "
+                        f"SELECT {cols}, ?, ?, ? FROM _batch",
+                        [file.relpath, run.run_id, run.started_at],
+                    )
+                    self.con.unregister("_batch")
+                read += records.num_rows
+                if on_file:
+                    on_file(file, read)
+            self.con.execute(
+                f"INSERT INTO {self._t(REJECTED)} "
+                "(run_id, source_table, source_file, source_row, reason, detail, payload, rejected_at) "
+                f"SELECT ?, ?, source_file, source_row, reason, detail, payload, ? "
+                f"FROM ({self._validated_sql(source)}) WHERE reason IS NOT NULL",
+                [run.run_id, raw.name, run.started_at],
+            )
+            rejected = dict(
+                self.con.execute(
+                    f"SELECT reason, count(*) FROM {self._t(REJECTED)} WHERE run_id = ? AND source_table = ? "
+                    "GROUP BY reason",
+                    [run.run_id, raw.name],
+                ).fetchall()
+            )
+        return IngestCounts(raw.name, files=len(files), read=read, rejected=rejected)
+
+    # -- rules compiled to SQL -------------------------------------------------------------
+
+    def _field_sql(self, source: Source, f: Field) -> tuple[str, str, str | None, str]:
+        """(text, typed value, invalid condition, detail) expressions for one field.
+
+        ``text`` is the field as a trimmed-or-raw string, NULL when missing or empty.
+        """
+        if source.format is SourceFormat.CSV:
+            text = f"NULLIF(TRIM({quote(f.source)}), '')"
+            if f.lower:
+                text = f"lower({text})"
+            json_type = None
+        else:
+            path = lit(f"$.{f.source}")
+            json_type = f"json_type(doc, {path})"
+            value = f"(doc ->> {path})"
+            text = f"CASE WHEN NULLIF(TRIM({value}), '') IS NOT NULL THEN {value} END"
+        label = f.source
+        if f.rule is Rule.DATE:
+            bad = f"NOT (regexp_full_match({text}, {lit(DATE_PATTERN)}) AND TRY_CAST({text} AS DATE) IS NOT NULL)"
+            return text, f"TRY_CAST({text} AS DATE)", bad, f"'{label} ''' || {text} || ''' is not a valid YYYY-MM-DD date'"
+        if f.rule is Rule.TIMESTAMP:
+            ok = (f"{json_type} = 'VARCHAR' AND " if json_type else "") + (
+                f"regexp_full_match({text}, {lit(TIMESTAMP_PATTERN)}) "
+                f"AND TRY_CAST({text} AS TIMESTAMPTZ) IS NOT NULL"
+            )
+            typed = f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP)"
+            detail = f"'{label} ''' || ({value if json_type else text}) || ''' is not ISO 8601'"
+            return text, typed, f"NOT ({ok})", detail
+        if f.rule is Rule.NON_NEGATIVE_INT:
+            assert json_type, "integer rule is for JSON sources"
+            ok = f"{json_type} IN ('BIGINT', 'UBIGINT') AND TRY_CAST({value} AS BIGINT) >= 0"
+            present = f"{json_type} <> 'NULL'"
+            detail = f"'{label} must be an integer >= 0, got ' || ({value})"
+            return text, f"TRY_CAST({value} AS BIGINT)", f"({present} AND NOT ({ok}))", detail
+        return text, text, None, "NULL"
+
+    def _validated_sql(self, source: Source) -> str:
+        """Every raw row with its typed fields and, when rejected, its reason and detail."""
+        raw = self._t(source.raw)
+        if source.format is SourceFormat.CSV:
+            base = f"SELECT *, raw_text AS payload FROM {raw}"
+            malformed = "parse_error IS NOT NULL"
+            malformed_detail = "parse_error"
+        else:
+            is_object = "json_valid(payload) AND json_type(payload) = 'OBJECT'"
+            base = f"SELECT *, CASE WHEN parse_error IS NULL AND {is_object} THEN payload::JSON END AS doc FROM {raw}"
+            malformed = "doc IS NULL"
+            malformed_detail = (
+                "coalesce(parse_error, CASE WHEN json_valid(payload) THEN 'not a JSON object' ELSE 'not valid JSON' END)"
+            )
+        values, whens = [], [f"WHEN {malformed} THEN {lit(Reason.MALFORMED_ROW)}"]
+        details = [f"WHEN {malformed} THEN {malformed_detail}"]
+        for f in source.fields:
+            text, typed, bad, detail = self._field_sql(source, f)
+            values.append(f"{typed} AS {quote(f.target)}")
+            if f.key:
+                whens.append(f"WHEN {text} IS NULL THEN {lit(Reason.MISSING_KEY)}")
+                details.append(f"WHEN {text} IS NULL THEN '{f.source} is missing or empty'")
+        for f in source.fields:
+            text, typed, bad, detail = self._field_sql(source, f)
+            if f.required:
+                whens.append(f"WHEN {text} IS NULL THEN {lit(Reason.INVALID_VALUE)}")
+                details.append(f"WHEN {text} IS NULL THEN '{f.source} is missing'")
+            if bad:
+                guard = "" if f.rule is Rule.NON_NEGATIVE_INT else f"{text} IS NOT NULL AND "
+                whens.append(f"WHEN {guard}{bad} THEN {lit(Reason.INVALID_VALUE)}")
+                details.append(f"WHEN {guard}{bad} THEN {detail}")
+        return (
+            f"SELECT source_file, source_row, payload, {', '.join(values)}, "
+            f"CASE {' '.join(whens)} END AS reason, CASE {' '.join(details)} END AS detail "
+            f"FROM ({base})"
+        )
+
+    def _staged_sql(self, source: Source) -> str:
+        """Accepted rows, one per key: the newest copy wins (see ``Source.newest_by``)."""
+        order = ([f"{quote(source.newest_by)} DESC"] if source.newest_by else []) + [
+            "source_file DESC",
+            "source_row DESC",
+        ]
+        key = quote(source.key_field.target)
+        return (
+            f"SELECT * EXCLUDE (reason, detail, payload), count(*) OVER (PARTITION BY {key}) AS _copies "
+            f"FROM ({self._validated_sql(source)}) WHERE reason IS NULL "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {', '.join(order)}) = 1"
+        )
+
+    # -- merge -----------------------------------------------------------------------------
+
+    def merge(self, run: RunContext, source: Source) -> MergeCounts:
+        target = source.target
+        key = quote(source.key_field.target)
+        attrs = [quote(f.target) for f in source.fields if not f.key]
+        changed = " OR ".join(f"s.{a} IS DISTINCT FROM t.{a}" for a in attrs)
+        if source.newest_by:
+            # A copy replaces the stored row only when it is newer: the latest timestamp,
+            # then the later file and line; a stale late copy never overwrites.
+            newest = quote(source.newest_by)
+            wins = (
+                f"(s.{newest}, s.source_file, s.source_row) > (t.{newest}, t.source_file, t.source_row)"
+            )
+        else:
+            wins = f"({changed})"  # a dimension: the latest load wins
+        with self._transaction():
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _staged AS {self._staged_sql(source)}"
+            )
+            accepted, distinct, inserted, updated = self.con.execute(
+                f"SELECT coalesce(sum(s._copies), 0), count(*), count(*) FILTER (WHERE t.{key} IS NULL), "
+                f"count(*) FILTER (WHERE t.{key} IS NOT NULL AND {wins} AND ({changed})) "
+                f"FROM _staged s LEFT JOIN {self._t(target)} t ON s.{key} = t.{key}"
+            ).fetchone()
+            all_cols = [quote(f.target) for f in source.fields] + ["source_file", "source_row"]
+            sets = ", ".join(f"{c} = s.{c}" for c in all_cols if c != key)
+            self.con.execute(
+                f"MERGE INTO {self._t(target)} AS t USING _staged AS s ON t.{key} = s.{key} "
+                f"WHEN MATCHED AND {wins} THEN UPDATE SET {sets}, "
+                f"updated_at = CASE WHEN {changed} THEN $now ELSE t.updated_at END, "
+                f"run_id = CASE WHEN {changed} THEN $run ELSE t.run_id END "
+                f"WHEN NOT MATCHED THEN INSERT ({', '.join(all_cols)}, created_at, updated_at, run_id) "
+                f"VALUES ({', '.join('s.' + c for c in all_cols)}, $now, $now, $run)",
+                {"now": run.started_at, "run": run.run_id},
+            )
+            self.con.execute("DROP TABLE _staged")
+        accepted, distinct = int(accepted), int(distinct)
+        return MergeCounts(
+            target.name,
+            accepted=accepted,
+            inserted=inserted,
+            updated=updated,
+            unchanged=distinct - inserted - updated,
+            collapsed=accepted - distinct,
+        )
+
+    # -- checks and logs -------------------------------------------------------------------
+
+    def _metric_sql(self, check: Check) -> str:
+        table = self._t(check.table)
+        if check.type is CheckType.ROW_COUNT:
+            return f"SELECT count(*), count(*) FROM {table}"
+        col = quote(check.column or "")
+        value = f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '')"
+        if check.type is CheckType.NULL_COUNT:
+            return f"SELECT count(*) FILTER (WHERE {value} IS NULL), count(*) FROM {table}"
+        if check.type is CheckType.DUPLICATE_COUNT:
+            return f"SELECT count({value}) - count(DISTINCT {value}), count(*) FROM {table}"
+        raise ValueError(f"check type {check.type} is not supported by the DuckDB engine")
+
+    def metrics(self, checks: Sequence[Check]) -> list[Metric]:
+        out = []
+        for check in checks:
+            try:
+                value, total = self.con.execute(self._metric_sql(check)).fetchone()
+                out.append(Metric(float(value), int(total)))
+            except (duckdb.Error, ValueError) as exc:
+                out.append(Metric(None, 0, error=str(exc).splitlines()[0]))
+        return out
+
+    def write_log(self, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str] = ()) -> None:
+        if not rows:
+            return
+        frame = pd.DataFrame(list(rows), columns=table.column_names)
+        cols = ", ".join(quote(c) for c in table.column_names)
+        with self._transaction():
+            self.con.register("_rows", frame)
+            if key:
+                match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM r.{quote(k)}" for k in key)
+                self.con.execute(f"DELETE FROM {self._t(table)} t WHERE EXISTS (SELECT 1 FROM _rows r WHERE {match})")
+            self.con.execute(f"INSERT INTO {self._t(table)} ({cols}) SELECT {cols} FROM _rows")
+            self.con.unregister("_rows")
+
+    def table_counts(self) -> dict[str, int]:
+        union = " UNION ALL ".join(f"SELECT {lit(t.name)}, count(*) FROM {self._t(t)}" for t in TABLES)
+        return {name: int(n) for name, n in self.con.execute(union).fetchall()}
+
+    def read_table(self, table: Table, *, where: dict[str, Any] | None = None,
+                   order_by: Sequence[str] = (), limit: int | None = None) -> pd.DataFrame:
+        sql = f"SELECT * FROM {self._t(table)}"
+        params: list[Any] = []
+        if where:
+            sql += " WHERE " + " AND ".join(f"{quote(table.column(k).name)} = ?" for k in where)
+            params = list(where.values())
+        if order_by:
+            parts = [o.split() for o in order_by]
+            sql += " ORDER BY " + ", ".join(
+                f"{quote(table.column(p[0]).name)} {'DESC' if p[1:] == ['desc'] else 'ASC'}" for p in parts
+            )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self.con.execute(sql, params).df()

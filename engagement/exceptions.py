@@ -1,0 +1,47 @@
+"""One exception hierarchy and the documented exit codes.
+
+Every error a user can cause carries a one-line message that names the
+problem and the fix; the CLI prints that line and exits with the error's code,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the ``engagement`` command; documented in the README, never renumbered."""
+
+    OK = 0  # the run succeeded (checks PASSED or WARN)
+    CHECK_FAILED = 1  # a data-quality check FAILED
+    USAGE = 2  # usage or configuration error; nothing was run
+    STEP_ERROR = 3  # a pipeline step errored; its table kept the previous state
+
+
+class EngagementError(Exception):
+    """Base of every error the tool raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.STEP_ERROR
+
+
+class ConfigError(EngagementError):
+    """A setting, flag or environment variable is wrong. Message names it and the fix."""
+
+    exit_code = ExitCode.USAGE
+
+
+class SourceError(EngagementError):
+    """The input cannot be read as a whole (no files, unreadable folder)."""
+
+    exit_code = ExitCode.STEP_ERROR
+
+
+class WarehouseError(EngagementError):
+    """The warehouse cannot be opened or written (locked file, missing object)."""
+
+    exit_code = ExitCode.STEP_ERROR
+
+
+class WarehouseLockedError(WarehouseError):
+    """Another process holds the embedded warehouse file."""

@@ -1,0 +1,176 @@
+"""The pipeline: ingest -> merge -> checks, each step logged to ``ingestion_logs``.
+
+Steps call the engine interface only; they own ordering, logging and error
+handling, never SQL. The first step that errors stops the run; the tables it
+was writing keep their previous state (each engine call is atomic).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engagement import checks as check_rules
+from engagement.engines.base import Engine, RunContext
+from engagement.exceptions import EngagementError
+from engagement.model import DEFAULT_CHECKS, DQ_CHECK_LOGS, INGESTION_LOGS, SOURCES, Check
+from engagement.results import RunResult, StepResult, StepStatus
+from engagement.sources import SourceFile, check_root, describe_patterns, discover
+
+log = logging.getLogger("engagement")
+
+
+def utcnow() -> datetime:
+    """Now in UTC, naive (the warehouse stores UTC without a zone)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, readable run id: ``20261126T101500Z-3f9a1c``."""
+    return f"{(now or utcnow()):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class Observer:
+    """Hooks for progress displays (and for tests that stop a run mid-step)."""
+
+    step_started: Callable[[str, str | None, int], None] = lambda step, table, files: None
+    file_loaded: Callable[[SourceFile, int], None] = lambda file, rows: None
+    step_finished: Callable[[StepResult], None] = lambda result: None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for logs and tables (tool errors already are one line)."""
+    if isinstance(exc, EngagementError):
+        return str(exc)
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"
+
+
+class _Run:
+    """One run's state and its logging; the public entry point is :func:`run_pipeline`."""
+
+    def __init__(self, engine: Engine, source: str, run_id: str, observer: Observer) -> None:
+        self.engine, self.observer = engine, observer
+        self.ctx = RunContext(run_id, utcnow(), engine.name, source)
+        self.result = RunResult(run_id, engine.name, source, engine.location)
+        self.log = logging.LoggerAdapter(log, {"run_id": run_id})
+
+    def _write(self, step: StepResult) -> None:
+        row = {**vars(step), "run_id": self.ctx.run_id, "engine": self.ctx.engine, "source": self.ctx.source,
+               "status": step.status.value}
+        self.engine.write_log(INGESTION_LOGS, [row], key=("run_id", "step", "table_name"))
+
+    def step(self, name: str, table: str | None, work: Callable[[StepResult], None], files: int = 0) -> bool:
+        """Run one step: log STARTED, do ``work``, log SUCCEEDED or ERROR. False when it errored."""
+        result = StepResult(name, table, StepStatus.STARTED, utcnow())
+        self._write(result)
+        self.observer.step_started(name, table, files)
+        self.log.info("step %s %s started", name, table or "")
+        try:
+            work(result)
+            result.status = StepStatus.SUCCEEDED
+        except Exception as exc:  # every error ends as an ERROR row, never a silent stop
+            result.status, result.error_message = StepStatus.ERROR, one_line(exc)
+            self.result.error = result.error_message
+            self.log.error("step %s %s failed: %s", name, table or "", result.error_message,
+                           exc_info=not isinstance(exc, EngagementError))
+        result.finished_at = utcnow()
+        self._write(result)
+        self.result.steps.append(result)
+        self.observer.step_finished(result)
+        self.log.info("step %s %s %s in %.2fs", name, table or "", result.status.value, result.seconds)
+        return result.status is StepStatus.SUCCEEDED
+
+
+def run_pipeline(
+    engine: Engine,
+    source: str | Path,
+    *,
+    run_id: str | None = None,
+    checks: Sequence[Check] = DEFAULT_CHECKS,
+    observer: Observer | None = None,
+) -> RunResult:
+    """Ingest every source under ``source``, MERGE the targets, run ``checks``; return what happened.
+
+    Raises ConfigError (before anything is written) when ``source`` is no
+    folder. Any later problem is recorded as an ERROR step and in the result.
+    """
+    root = check_root(source)
+    engine.setup()
+    run = _Run(engine, str(source), run_id or new_run_id(), observer or Observer())
+    run_step = StepResult("run", None, StepStatus.STARTED, run.ctx.started_at)
+    run._write(run_step)
+    run.log.info("run started: engine=%s source=%s warehouse=%s", engine.name, source, engine.location)
+
+    files: dict[str, list[SourceFile]] = {}
+
+    def find(step: StepResult) -> None:
+        files.update(discover(root))
+        step.rows_read = sum(len(v) for v in files.values())
+        for s in SOURCES:
+            if not files[s.name]:
+                run.log.warning("no %s files under %s (expected %s)", s.name, root, describe_patterns(s))
+
+    ok = run.step("discover", None, find)
+    for s in SOURCES:
+        if not ok:
+            break
+
+        def ingest(step: StepResult, s=s) -> None:
+            counts = engine.ingest(run.ctx, s, files[s.name], on_file=run.observer.file_loaded)
+            run.result.ingest.append(counts)
+            step.rows_read, step.rows_rejected, step.rows_loaded = counts.read, counts.rejected_total, counts.accepted
+
+        ok = run.step("ingest", s.raw.name, ingest, files=len(files[s.name]))
+    for s in SOURCES:
+        if not ok:
+            break
+
+        def merge(step: StepResult, s=s) -> None:
+            counts = engine.merge(run.ctx, s)
+            run.result.merges.append(counts)
+            step.rows_read = counts.accepted
+            step.rows_inserted, step.rows_updated = counts.inserted, counts.updated
+            step.rows_unchanged, step.rows_collapsed = counts.unchanged, counts.collapsed
+
+        ok = run.step("merge", s.target.name, merge)
+    if ok:
+        ok = run.step("checks", DQ_CHECK_LOGS.name, lambda step: _run_checks(run, checks, step))
+
+    run_step.status = StepStatus.SUCCEEDED if ok else StepStatus.ERROR
+    run_step.error_message = run.result.error
+    run_step.finished_at = utcnow()
+    run._write(run_step)
+    run.result.status = run_step.status
+    run.result.tables = engine.table_counts()
+    run.log.info("run %s in %.2fs", run_step.status.value, run_step.seconds)
+    return run.result
+
+
+def _run_checks(run: _Run, checks: Sequence[Check], step: StepResult) -> None:
+    results = run_checks(run.engine, checks, run.ctx.run_id)
+    run.result.checks = results
+    step.rows_read = len(results)
+    for r in results:
+        level = logging.INFO if r.status.value == "PASSED" else logging.WARNING
+        run.log.log(level, "check %s", r.message)
+
+
+def run_checks(engine: Engine, checks: Sequence[Check], run_id: str) -> list:
+    """Measure and evaluate ``checks``, and append them to ``dq_check_logs`` under ``run_id``."""
+    results = check_rules.evaluate_all(checks, engine.metrics(checks))
+    now = utcnow()
+    engine.write_log(
+        DQ_CHECK_LOGS,
+        [
+            {**vars(r), "status": r.status.value, "run_id": run_id, "checked_at": now,
+             "failing_sample": ", ".join(r.failing_sample) or None}
+            for r in results
+        ],
+    )
+    return results

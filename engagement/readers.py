@@ -1,0 +1,200 @@
+"""Splitting a source file into records, exactly as read, for the raw tables.
+
+Readers decide only *structure*: where a record starts and ends, its line
+number, its raw text, and (for CSV) its fields. Whether a record is valid is
+decided by the engine from the rules in :mod:`engagement.model`, so every
+engine rejects the same records for the same reasons.
+
+``source_row`` is the 1-based physical line where the record starts (the
+header is line 1) for CSV and NDJSON, and the 1-based element index for a
+JSON array file. Blank lines are skipped but still counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engagement.model import CSV_HEADER
+
+BOM = "\ufeff"
+CSV_FIELDS = len(CSV_HEADER)
+CSV_SCHEMA = pa.schema(
+    [(name, pa.string()) for name in CSV_HEADER]
+    + [("parse_error", pa.string()), ("raw_text", pa.string()), ("source_row", pa.int64())]
+)
+JSON_SCHEMA = pa.schema([("payload", pa.large_string()), ("parse_error", pa.string()), ("source_row", pa.int64())])
+
+
+def _split_lines(text: str) -> list[str]:
+    """Physical lines with their endings kept; only LF and CRLF end a line (not U+2028 etc.)."""
+    lines = text.split("\n")
+    out = [line + "\n" for line in lines[:-1]]
+    if lines[-1]:
+        out.append(lines[-1])
+    return out
+
+
+def _decode_lines(data: bytes) -> tuple[list[str], set[int]]:
+    """Decode UTF-8 into lines; lines that are not UTF-8 are decoded with replacement and reported."""
+    try:
+        return _split_lines(data.decode("utf-8")), set()
+    except UnicodeDecodeError:
+        pass
+    lines, bad = [], set()
+    raw_lines = data.split(b"\n")
+    for i, raw in enumerate(raw_lines):
+        if i == len(raw_lines) - 1 and not raw:
+            break
+        ending = "\n" if i < len(raw_lines) - 1 else ""
+        try:
+            lines.append(raw.decode("utf-8") + ending)
+        except UnicodeDecodeError:
+            lines.append(raw.decode("utf-8", errors="replace") + ending)
+            bad.add(i + 1)
+    return lines, bad
+
+
+def _strip_eol(text: str) -> str:
+    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+
+
+def _header_order(row: list[str]) -> list[int] | None:
+    """Positions of the expected columns in this header, or None when it does not match."""
+    names = [c.strip().lower().lstrip(BOM) for c in row]
+    if sorted(names) != sorted(CSV_HEADER):
+        return None
+    return [names.index(c) for c in CSV_HEADER]
+
+
+def read_csv_records(data: bytes) -> pa.Table:
+    """Split customer CSV bytes (RFC 4180, LF or CRLF) into records.
+
+    Fields are kept untrimmed. ``parse_error`` is set when a record does not
+    give exactly 5 fields, is not UTF-8, or the file's header does not name the
+    expected columns (then every line, header included, is such a record, so
+    nothing is lost).
+    """
+    lines, bad_lines = _decode_lines(data)
+    if lines and lines[0].startswith(BOM):
+        lines[0] = lines[0][len(BOM) :]
+    cols: list[list[str | None]] = [[] for _ in range(CSV_FIELDS)]
+    errors: list[str | None] = []
+    raws: list[str] = []
+    rows: list[int] = []
+    order: list[int] | None = None
+    header_error: str | None = None
+    header_seen = False
+
+    reader = csv.reader(iter(lines))
+    consumed = 0
+    while True:
+        start = consumed + 1
+        try:
+            row = next(reader)
+            problem = None
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a NUL byte; keep the rest of that line as the record
+            row, problem = [], f"not valid CSV ({exc})"
+        consumed = reader.line_num
+        raw = "".join(lines[start - 1 : consumed])
+        if not row and problem is None:
+            continue  # a blank line
+        if not header_seen:
+            header_seen = True
+            order = _header_order(row)
+            if order is not None:
+                continue
+            header_error = (
+                f"file header is {_strip_eol(raw)[:200]!r}, expected {','.join(CSV_HEADER)!r}"
+            )
+        if any(n in bad_lines for n in range(start, consumed + 1)):
+            problem = "not valid UTF-8"
+        elif header_error:
+            problem = header_error
+        elif problem is None and len(row) != CSV_FIELDS:
+            problem = f"expected {CSV_FIELDS} fields, found {len(row)}"
+        fields = (
+            [row[i] for i in order] if problem is None and order is not None
+            else [row[i] if i < len(row) else None for i in range(CSV_FIELDS)]
+        )
+        for col, value in zip(cols, fields):
+            col.append(value)
+        errors.append(problem)
+        raws.append(_strip_eol(raw))
+        rows.append(start)
+    return pa.table(
+        [*(pa.array(c, pa.string()) for c in cols), pa.array(errors, pa.string()),
+         pa.array(raws, pa.string()), pa.array(rows, pa.int64())],
+        schema=CSV_SCHEMA,
+    )
+
+
+def _json_array_elements(text: str) -> list | None:
+    """The elements when the whole text is one JSON array, else None."""
+    stripped = text.lstrip()
+    if not stripped.startswith("["):
+        return None
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    return value if isinstance(value, list) else None
+
+
+def read_json_records(data: bytes) -> pa.Table:
+    """Split clickstream bytes into JSON documents: NDJSON lines, or the elements of one top-level array.
+
+    Documents are not validated here (a non-object line is the engine's
+    ``malformed_row``); only lines that are not UTF-8 get a ``parse_error``.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _json_lines_slow(data)
+    text = text.removeprefix(BOM)
+    elements = _json_array_elements(text)
+    if elements is not None:
+        payloads = [json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in elements]
+        return pa.table(
+            [pa.array(payloads, pa.large_string()), pa.nulls(len(payloads), pa.string()),
+             pa.array(np.arange(1, len(payloads) + 1, dtype=np.int64))],
+            schema=JSON_SCHEMA,
+        )
+    # NDJSON, vectorised: split on LF, drop a CR before it, skip blank lines.
+    lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.large_string()), "\n"))
+    lines = pc.replace_substring_regex(lines, r"\r$", "")
+    numbers = pa.array(np.arange(1, len(lines) + 1, dtype=np.int64))
+    keep = pc.not_equal(pc.utf8_trim_whitespace(lines), "")
+    lines, numbers = pc.filter(lines, keep), pc.filter(numbers, keep)
+    return pa.table([lines, pa.nulls(len(lines), pa.string()), numbers], schema=JSON_SCHEMA)
+
+
+def _json_lines_slow(data: bytes) -> pa.Table:
+    lines, bad = _decode_lines(data)
+    payloads, errors, rows = [], [], []
+    for number, line in enumerate(lines, start=1):
+        line = _strip_eol(line)
+        if number == 1:
+            line = line.removeprefix(BOM)
+        if not line.strip():
+            continue
+        payloads.append(line)
+        errors.append("not valid UTF-8" if number in bad else None)
+        rows.append(number)
+    return pa.table(
+        [pa.array(payloads, pa.large_string()), pa.array(errors, pa.string()), pa.array(rows, pa.int64())],
+        schema=JSON_SCHEMA,
+    )
+
+
+def iter_batches(table: pa.Table, rows: int = 500_000) -> Iterator[pa.Table]:
+    """Slices of a table, so very large files are inserted piecewise."""
+    for offset in range(0, max(table.num_rows, 1), rows):
+        yield table.slice(offset, rows)

@@ -1,0 +1,112 @@
+"""Showing runs to people: live progress while a run works, a summary when it ends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engagement.exceptions import ExitCode
+from engagement.pipeline import Observer
+from engagement.results import CheckStatus, RunResult, StepResult, StepStatus
+from engagement.sources import SourceFile
+
+STYLE = {
+    "PASSED": "green", "SUCCEEDED": "green", "WARN": "yellow", "FAILED": "red", "ERROR": "bold red",
+    "STARTED": "cyan",
+}
+
+
+def exit_code(result: RunResult) -> ExitCode:
+    """3 when a step or a check errored, 1 when a check FAILED, else 0."""
+    worst = result.worst_check
+    if result.status is StepStatus.ERROR or worst is CheckStatus.ERROR:
+        return ExitCode.STEP_ERROR
+    if worst is CheckStatus.FAILED:
+        return ExitCode.CHECK_FAILED
+    return ExitCode.OK
+
+
+@contextmanager
+def live_progress(console: Console) -> Iterator[Observer]:
+    """An Observer that draws a progress bar per step (files loaded for ingest steps)."""
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]}"), TimeElapsedColumn(), console=console, transient=False,
+    )
+    current: dict[str, int] = {}
+
+    def started(step: str, table: str | None, files: int) -> None:
+        label = f"{step} {table or ''}".strip()
+        current["task"] = progress.add_task(label, total=files or 1, rows="")
+
+    def loaded(file: SourceFile, rows: int) -> None:
+        progress.update(current["task"], advance=1, rows=f"{rows:,} records")
+
+    def finished(result: StepResult) -> None:
+        task = current["task"]
+        progress.update(task, completed=progress.tasks[task].total,
+                        description=f"[{STYLE[result.status.value]}]{result.step} {result.table_name or ''}")
+
+    with progress:
+        yield Observer(started, loaded, finished)
+
+
+def _n(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def summary(result: RunResult, log_file: str | None = None) -> Group:
+    """The end-of-run summary: per source read = rejected + accepted, per target where rows went, checks."""
+    sources = Table(title="Sources: every record read is rejected or accepted", title_justify="left")
+    for col in ("raw table", "files", "read", "rejected", "by reason", "accepted"):
+        sources.add_column(col, justify="left" if col in ("raw table", "by reason") else "right")
+    for i in result.ingest:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(i.rejected.items())) or "-"
+        sources.add_row(i.table, _n(i.files), _n(i.read), _n(i.rejected_total), reasons, _n(i.accepted))
+
+    targets = Table(title="Targets: accepted = inserted + updated + unchanged + collapsed", title_justify="left")
+    for col in ("table", "accepted", "inserted", "updated", "unchanged", "collapsed", "rows now"):
+        targets.add_column(col, justify="left" if col == "table" else "right")
+    for m in result.merges:
+        targets.add_row(m.table, _n(m.accepted), _n(m.inserted), _n(m.updated), _n(m.unchanged),
+                        _n(m.collapsed), _n(result.tables.get(m.table)))
+
+    checks = Table(title="Checks", title_justify="left")
+    for col in ("check", "status", "detail"):
+        checks.add_column(col)
+    for c in result.checks:
+        checks.add_row(c.check_name, f"[{STYLE[c.status.value]}]{c.status.value}", c.message)
+
+    steps = Table(title="Steps", title_justify="left")
+    for col in ("step", "table", "status", "seconds"):
+        steps.add_column(col, justify="right" if col == "seconds" else "left")
+    for s in result.steps:
+        steps.add_row(s.step, s.table_name or "", f"[{STYLE[s.status.value]}]{s.status.value}",
+                      f"{s.seconds:.2f}" if s.seconds is not None else "")
+
+    code = exit_code(result)
+    colour = {ExitCode.OK: "green", ExitCode.CHECK_FAILED: "yellow"}.get(code, "red")
+    worst = result.worst_check.value if result.worst_check else "not run"
+    lines = [
+        f"run [bold]{result.run_id}[/] on {result.engine}: [{colour}]{result.status.value}[/], checks {worst}",
+        f"warehouse: {result.warehouse}",
+    ]
+    if result.error:
+        lines.append(f"[red]error: {result.error}[/]")
+    if log_file:
+        lines.append(f"log: {log_file}")
+    parts = [steps]
+    if result.ingest:
+        parts.append(sources)
+    if result.merges:
+        parts.append(targets)
+    if result.checks:
+        parts.append(checks)
+    parts.append(Panel("\n".join(lines), border_style=colour))
+    return Group(*parts)
+

@@ -1,0 +1,152 @@
+"""What a run produces, as plain dataclasses: per-step counts, check outcomes, the run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class StepStatus(StrEnum):
+    STARTED = "STARTED"
+    SUCCEEDED = "SUCCEEDED"
+    ERROR = "ERROR"
+
+
+class CheckStatus(StrEnum):
+    """Outcome of a data-quality check, from best to worst."""
+
+    PASSED = "PASSED"
+    WARN = "WARN"
+    FAILED = "FAILED"
+    ERROR = "ERROR"
+
+    @property
+    def rank(self) -> int:
+        return list(CheckStatus).index(self)
+
+
+@dataclass
+class IngestCounts:
+    """One source loaded into its raw table: every record read is rejected or accepted."""
+
+    table: str
+    files: int
+    read: int
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    @property
+    def accepted(self) -> int:
+        return self.read - self.rejected_total
+
+
+@dataclass
+class MergeCounts:
+    """Accepted rows MERGEd into a target: inserted + updated + unchanged + collapsed = accepted."""
+
+    table: str
+    accepted: int
+    inserted: int
+    updated: int
+    unchanged: int
+    collapsed: int  # extra copies of a key in this load; one copy per key goes on to the MERGE
+
+
+@dataclass
+class Metric:
+    """A check's raw measurement: the value, and the rows it was measured over (for % thresholds)."""
+
+    value: float | None
+    total: int
+    sample: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class CheckResult:
+    check_name: str
+    table_name: str
+    column_name: str | None
+    metric_value: float | None
+    warn_threshold: float | None
+    fail_threshold: float | None
+    thresholds: str
+    status: CheckStatus
+    dimension: str
+    message: str
+    failing_sample: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StepResult:
+    """One row of ``ingestion_logs``."""
+
+    step: str
+    table_name: str | None
+    status: StepStatus
+    started_at: datetime
+    finished_at: datetime | None = None
+    rows_read: int | None = None
+    rows_loaded: int | None = None
+    rows_rejected: int | None = None
+    rows_inserted: int | None = None
+    rows_updated: int | None = None
+    rows_unchanged: int | None = None
+    rows_collapsed: int | None = None
+    error_message: str | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    engine: str
+    source: str
+    warehouse: str
+    status: StepStatus = StepStatus.STARTED
+    steps: list[StepResult] = field(default_factory=list)
+    ingest: list[IngestCounts] = field(default_factory=list)
+    merges: list[MergeCounts] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+    tables: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def worst_check(self) -> CheckStatus | None:
+        return max((c.status for c in self.checks), key=lambda s: s.rank, default=None)
+
+    def to_json(self) -> dict:
+        """The ``engagement run --json`` document."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status.value,
+            "engine": self.engine,
+            "source": self.source,
+            "warehouse": self.warehouse,
+            "error": self.error,
+            "steps": [
+                {**{k: v for k, v in asdict(s).items() if k not in ("started_at", "finished_at")},
+                 "status": s.status.value, "seconds": s.seconds}
+                for s in self.steps
+            ],
+            "tables": self.tables,
+            "rejected": {i.table: dict(sorted(i.rejected.items())) for i in self.ingest},
+            "checks": [
+                {
+                    "check_name": c.check_name,
+                    "table_name": c.table_name,
+                    "column_name": c.column_name,
+                    "metric_value": c.metric_value,
+                    "status": c.status.value,
+                    "message": c.message,
+                }
+                for c in self.checks
+            ],
+        }
