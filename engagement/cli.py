@@ -39,14 +39,14 @@ app = typer.Typer(
 
 SourceOpt = Annotated[
     str | None,
-    typer.Option("--source", "-s", help="Source root holding customers/ and clickstream/ [env ENGAGEMENT_SOURCE; default data/sample]."),
+    typer.Option("--source", "-s", help="Source root holding customers/ and clickstream/ (env ENGAGEMENT_SOURCE; default data/sample)."),
 ]
 WarehouseOpt = Annotated[
     Path | None,
-    typer.Option("--warehouse", "-w", help="DuckDB warehouse file [env ENGAGEMENT_WAREHOUSE; default warehouse/engagement.duckdb]."),
+    typer.Option("--warehouse", "-w", help="DuckDB warehouse file (env ENGAGEMENT_WAREHOUSE; default warehouse/engagement.duckdb)."),
 ]
 EngineOpt = Annotated[
-    str | None, typer.Option("--engine", "-e", help="Engine: duckdb (embedded) [env ENGAGEMENT_ENGINE]."),
+    str | None, typer.Option("--engine", "-e", help="Engine: duckdb (embedded) (env ENGAGEMENT_ENGINE; default duckdb)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables and progress.")]
 

@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 
 from engagement.engines.base import FileCallback, RunContext
-from engagement.exceptions import WarehouseError, WarehouseLockedError
+from engagement.exceptions import ConfigError, WarehouseError, WarehouseLockedError
 from engagement.identifiers import quote
 from engagement.model import (
     DATE_PATTERN,
@@ -60,7 +60,7 @@ class DuckDBEngine:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
-            raise WarehouseError(f"warehouse {self.path} does not exist yet; run `engagement run` first")
+            raise ConfigError(f"warehouse {self.path} does not exist yet; check --warehouse, or run `engagement run` first")
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:

@@ -1,0 +1,38 @@
+# Quick start: `make demo` then `make test`. Everything runs from .venv, created on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SAMPLE ?= data/sample
+WAREHOUSE ?= warehouse/engagement.duckdb
+EVENTS ?= 100000
+CUSTOMERS ?= 2000
+
+.PHONY: setup demo test bench clean help
+
+help:  ## List the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(BIN)/engagement: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; run make PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+setup: $(BIN)/engagement  ## Create .venv and install the package with its test extras
+
+$(SAMPLE)/manifest.json: | $(BIN)/engagement
+	$(BIN)/engagement generate --out $(SAMPLE) --customers $(CUSTOMERS) --events $(EVENTS)
+
+demo: setup $(SAMPLE)/manifest.json  ## Generate sample data and run the pipeline on the embedded DuckDB engine
+	$(BIN)/engagement run --source $(SAMPLE) --warehouse $(WAREHOUSE)
+	@echo "Warehouse: $(abspath $(WAREHOUSE))  (open it with: duckdb $(WAREHOUSE), or engagement status)"
+
+test: setup  ## Run the test suite
+	$(BIN)/python -m pytest
+
+bench: setup  ## Benchmark each step at 1M events (bench/results/)
+	$(BIN)/python bench/bench_pipeline.py
+
+clean:  ## Remove generated data, the warehouse, logs and run outputs (not .venv)
+	rm -rf $(SAMPLE) warehouse logs runs bench/results

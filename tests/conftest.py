@@ -1,0 +1,76 @@
+"""Shared fixtures: a source folder written from hand-made text, and engines to run it on.
+
+Contract tests take the ``engine_name`` fixture, parametrized over every engine
+that runs offline, the way dlt parametrizes its tests over destinations.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engagement.config import load_settings
+from engagement.engines import create_engine
+from engagement.engines.base import Engine
+from engagement.pipeline import run_pipeline
+from engagement.results import RunResult
+
+OFFLINE_ENGINES = ["duckdb"]
+
+CSV_HEADER = "customer_id,first_name,email,region,signup_date"
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Write ``{relative path: content}`` under ``root``; ``.gz`` paths are gzipped; str is UTF-8."""
+    for rel, content in files.items():
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        if rel.endswith(".gz"):
+            data = gzip.compress(data)
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+@pytest.fixture(params=OFFLINE_ENGINES)
+def engine_name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def engine(engine_name: str, tmp_path: Path) -> Engine:
+    eng = create_engine(load_settings(engine=engine_name, warehouse=tmp_path / "wh" / "test.duckdb"))
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Callable[..., Path]:
+    """``source(files, name="src")`` writes a source folder and returns its root."""
+
+    def make(files: dict[str, str | bytes], name: str = "src") -> Path:
+        return write_files(tmp_path / name, files)
+
+    return make
+
+
+@pytest.fixture
+def run(engine: Engine) -> Callable[[Path], RunResult]:
+    """Run the whole pipeline on ``engine`` over a source root."""
+
+    def go(root: Path, **kwargs) -> RunResult:
+        return run_pipeline(engine, root, **kwargs)
+
+    return go
+
+
+def rows(engine: Engine, table: str, order_by: str | None = None) -> list[dict]:
+    """A model table's rows as dicts (engine-neutral, for comparisons)."""
+    from engagement.model import TABLES_BY_NAME
+
+    frame = engine.read_table(TABLES_BY_NAME[table], order_by=[order_by] if order_by else ())
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_dict("records")

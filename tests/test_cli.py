@@ -1,0 +1,160 @@
+"""The ``engagement`` command as a user runs it: a real process, real files, documented exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CSV_HEADER, write_files
+
+GOOD = {
+    "customers/c.csv": f"{CSV_HEADER}\nC1,Ann,ann@x.com,EMEA,2024-01-01\nC2,Bob,bob@x.com,NA,2024-02-01\n",
+    "clickstream/dt=2026-01-01/p.jsonl": (
+        '{"event_id":"e1","user_id":"C1","event_type":"page_view","page_url":"/","duration_ms":5,'
+        '"timestamp":"2026-01-01T10:00:00Z"}\n'
+        '{"event_id":"e2","user_id":"C2","event_type":"purchase","page_url":"/checkout","timestamp":"2026-01-01T11:00:00Z"}\n'
+    ),
+}
+
+
+def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGEMENT_")}
+    full_env.update(env or {})
+    full_env["COLUMNS"] = "200"
+    return subprocess.run([sys.executable, "-m", "engagement", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
+    err = proc.stderr.strip()
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error:")
+    for w in words:
+        assert w in err, err
+
+
+def test_help_explains_commands_and_exit_codes(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "--help")
+    assert proc.returncode == 0
+    for word in ("generate", "run", "status", "Exit codes", "FAILED"):
+        assert word in proc.stdout
+    run_help = cli(tmp_path, "run", "--help").stdout
+    for word in ("--source", "--warehouse", "--engine", "--json", "ENGAGEMENT_SOURCE"):
+        assert word in run_help
+
+
+def test_run_json_reports_steps_tables_rejected_checks(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", GOOD)
+    proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "wh/w.duckdb", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "SUCCEEDED" and doc["engine"] == "duckdb"
+    assert doc["tables"]["dim_customer"] == 2 and doc["tables"]["fact_click_events"] == 2
+    assert doc["rejected"] == {"raw_customer_demographics": {}, "raw_clickstream_events": {}}
+    steps = {(s["step"], s["table_name"]): s for s in doc["steps"]}
+    assert steps[("ingest", "raw_clickstream_events")]["rows_read"] == 2
+    assert steps[("merge", "dim_customer")]["rows_inserted"] == 2
+    assert all(s["seconds"] is not None for s in doc["steps"])
+    assert {c["check_name"] for c in doc["checks"]} >= {"raw_customer_id_not_null", "raw_customer_id_unique"}
+    assert all(set(c) >= {"check_name", "table_name", "column_name", "metric_value", "status"} for c in doc["checks"])
+    # the log file names the run on every line
+    lines = (tmp_path / "logs" / "engagement.log").read_text().splitlines()
+    assert lines and all(f"run={doc['run_id']}" in line for line in lines)
+
+
+def test_run_prints_a_summary_that_adds_up(tmp_path: Path) -> None:
+    files = dict(GOOD)
+    files["customers/c.csv"] += "C3,Cy,cy@x.com,NA\n"  # 4 fields -> rejected
+    write_files(tmp_path / "src", files)
+    proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb")
+    assert proc.returncode == 0, proc.stderr
+    assert "malformed_row 1" in proc.stdout
+    assert "every record read is rejected or accepted" in proc.stdout
+    assert str((tmp_path / "w.duckdb").resolve()) in proc.stdout
+
+
+def test_failed_check_exits_1(tmp_path: Path) -> None:
+    files = dict(GOOD)
+    files["customers/c.csv"] += ",NoKey,n@x.com,NA,2024-01-01\n"  # 1 of 3 raw rows: over the 5% fail level
+    write_files(tmp_path / "src", files)
+    proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb", "--json")
+    assert proc.returncode == 1
+    checks = {c["check_name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["raw_customer_id_not_null"]["status"] == "FAILED"
+    assert checks["raw_customer_id_not_null"]["metric_value"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        (["run", "--source", "nowhere"], {}, ["nowhere", "does not exist", "--source"]),
+        (["run", "--engine", "oracle"], {}, ["ENGAGEMENT_ENGINE", "duckdb"]),
+        (["run"], {"ENGAGEMENT_SCHEMA": "x; drop table y"}, ["ENGAGEMENT_SCHEMA", "not a valid identifier"]),
+        (["run"], {"ENGAGEMENT_LOG_LEVEL": "loud"}, ["ENGAGEMENT_LOG_LEVEL"]),
+        (["generate", "--out", "o", "--defect-rate", "2"], {}, ["defect_rate"]),
+        (["status", "--warehouse", "missing.duckdb"], {}, ["missing.duckdb", "engagement run"]),
+    ],
+)
+def test_usage_and_config_errors_exit_2_with_one_line(tmp_path: Path, args, env, words) -> None:
+    write_files(tmp_path / "data" / "sample", GOOD)
+    proc = cli(tmp_path, *args, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert_one_line_error(proc, *words)
+
+
+def test_unknown_flag_is_a_usage_error(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "run", "--no-such-flag")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+
+
+def test_empty_source_folder_is_an_error_step_exit_3(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "customers").mkdir(parents=True)
+    proc = cli(tmp_path, "run", "--source", "empty", "--warehouse", "w.duckdb", "--json")
+    assert proc.returncode == 3
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "ERROR"
+    assert "no input files" in doc["error"] and "customers/*.csv" in doc["error"]
+    status = cli(tmp_path, "status", "--warehouse", "w.duckdb", "--json")
+    runs = json.loads(status.stdout)
+    assert runs[0]["status"] == "ERROR" and "no input files" in runs[0]["error_message"]
+
+
+def test_locked_warehouse_is_a_one_line_error_exit_3(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", GOOD)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(60)",
+         str(tmp_path / "w.duckdb")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 3
+    assert_one_line_error(proc, "in use by process", "--warehouse")
+
+
+def test_status_lists_runs_newest_first(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", GOOD)
+    first = json.loads(cli(tmp_path, "run", "-s", "src", "-w", "w.duckdb", "--json").stdout)["run_id"]
+    second = json.loads(cli(tmp_path, "run", "-s", "src", "-w", "w.duckdb", "--json").stdout)["run_id"]
+    runs = json.loads(cli(tmp_path, "status", "-w", "w.duckdb", "--json").stdout)
+    assert [r["run_id"] for r in runs] == [second, first]
+    assert runs[0]["status"] == "SUCCEEDED" and runs[0]["rows_read"] == 4 and runs[0]["checks"] == "PASSED"
+    table = cli(tmp_path, "status", "-w", "w.duckdb")
+    assert table.returncode == 0 and second in table.stdout
+
+
+def test_python_dash_m_and_version(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("engagement ")
