@@ -180,7 +180,8 @@ class DuckDBEngine:
             return text, typed, f"NOT ({ok})", detail
         if f.rule is Rule.NON_NEGATIVE_INT:
             assert json_type, "integer rule is for JSON sources"
-            ok = f"{json_type} IN ('BIGINT', 'UBIGINT') AND TRY_CAST({value} AS BIGINT) >= 0"
+            # coalesce: an integer too large for BIGINT must be rejected, not stored as NULL
+            ok = f"{json_type} IN ('BIGINT', 'UBIGINT') AND coalesce(TRY_CAST({value} AS BIGINT) >= 0, false)"
             present = f"{json_type} <> 'NULL'"
             detail = f"'{label} must be an integer >= 0, got ' || ({value})"
             return text, f"TRY_CAST({value} AS BIGINT)", f"({present} AND NOT ({ok}))", detail
@@ -246,12 +247,14 @@ class DuckDBEngine:
         if source.newest_by:
             # A copy replaces the stored row only when it is newer: the latest timestamp,
             # then the later file and line; a stale late copy never overwrites.
+            # The very same position (a file corrected in place) wins when its content changed.
             newest = quote(source.newest_by)
-            wins = (
-                f"(s.{newest}, s.source_file, s.source_row) > (t.{newest}, t.source_file, t.source_row)"
-            )
+            copy, stored = f"(s.{newest}, s.source_file, s.source_row)", f"(t.{newest}, t.source_file, t.source_row)"
+            wins = f"({copy} > {stored} OR ({copy} = {stored} AND ({changed})))"
         else:
-            wins = f"({changed})"  # a dimension: the latest load wins
+            # A dimension: the latest load wins; an identical copy elsewhere moves the lineage only.
+            moved = "s.source_file IS DISTINCT FROM t.source_file OR s.source_row IS DISTINCT FROM t.source_row"
+            wins = f"({changed} OR {moved})"
         with self._transaction():
             self.con.execute(
                 f"CREATE OR REPLACE TEMP TABLE _staged AS {self._staged_sql(source)}"
