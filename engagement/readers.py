@@ -7,7 +7,7 @@ engine rejects the same records for the same reasons.
 
 ``source_row`` is the 1-based physical line where the record starts (the
 header is line 1) for CSV and NDJSON, and the 1-based element index for a
-JSON array file. Blank lines are skipped but still counted.
+JSON array file. Blank (or whitespace-only) lines are skipped but still counted.
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ def read_csv_records(data: bytes) -> pa.Table:
             row, problem = [], f"not valid CSV ({exc})"
         consumed = reader.line_num
         raw = "".join(lines[start - 1 : consumed])
-        if not row and problem is None:
-            continue  # a blank line
+        if problem is None and (not row or (len(row) == 1 and not raw.strip())):
+            continue  # a blank (or whitespace-only) line
         if not header_seen:
             header_seen = True
             order = _header_order(row)

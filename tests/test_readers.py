@@ -86,6 +86,11 @@ def test_csv_header_only_or_empty_file_has_no_records():
     assert read_csv_records(b"\n\n").num_rows == 0
 
 
+def test_csv_whitespace_only_line_is_blank_but_a_quoted_empty_line_is_a_record():
+    recs = records(read_csv_records(f"{HEADER}\n  \t \r\n\"\"\nc2,Bob,b@x,EU,\n".encode()))
+    assert [(r["source_row"], r["parse_error"]) for r in recs] == [(3, "expected 5 fields, found 1"), (4, None)]
+
+
 @pytest.mark.parametrize(
     ("line", "found"),
     [("c1,Ann,a@x,EU", 4), ("c1,Ann,a@x,EU,2024-01-01,extra", 6), ("just-one", 1)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -151,77 +152,84 @@ class DuckDBEngine:
 
     # -- rules compiled to SQL -------------------------------------------------------------
 
-    def _field_sql(self, source: Source, f: Field) -> tuple[str, str, str | None, str]:
-        """(text, typed value, invalid condition, detail) expressions for one field.
+    def _field_sql(self, i: int, f: Field) -> tuple[str, str | None, str]:
+        """(typed value, invalid condition, detail) for field ``i`` of a source.
 
-        ``text`` is the field as a trimmed-or-raw string, NULL when missing or empty.
+        They read the columns :meth:`_validated_sql` extracts once per row:
+        ``_s{i}`` the value as text, ``_t{i}`` the same but NULL when missing or
+        blank, ``_j{i}`` its JSON type (JSON sources only; NULL when absent or null).
         """
-        if source.format is SourceFormat.CSV:
-            text = f"NULLIF(TRIM({quote(f.source)}), '')"
-            if f.lower:
-                text = f"lower({text})"
-            json_type = None
-        else:
-            path = lit(f"$.{f.source}")
-            json_type = f"json_type(doc, {path})"
-            value = f"(doc ->> {path})"
-            text = f"CASE WHEN NULLIF(TRIM({value}), '') IS NOT NULL THEN {value} END"
+        s, t, j = f"_s{i}", f"_t{i}", f"_j{i}"
         label = f.source
         if f.rule is Rule.DATE:
-            bad = f"NOT (regexp_full_match({text}, {lit(DATE_PATTERN)}) AND TRY_CAST({text} AS DATE) IS NOT NULL)"
-            return text, f"TRY_CAST({text} AS DATE)", bad, f"'{label} ''' || {text} || ''' is not a valid YYYY-MM-DD date'"
+            bad = f"NOT (regexp_full_match({t}, {lit(DATE_PATTERN)}) AND TRY_CAST({t} AS DATE) IS NOT NULL)"
+            return f"TRY_CAST({t} AS DATE)", bad, f"'{label} ''' || {t} || ''' is not a valid YYYY-MM-DD date'"
         if f.rule is Rule.TIMESTAMP:
-            ok = (f"{json_type} = 'VARCHAR' AND " if json_type else "") + (
-                f"regexp_full_match({text}, {lit(TIMESTAMP_PATTERN)}) "
-                f"AND TRY_CAST({text} AS TIMESTAMPTZ) IS NOT NULL"
+            ok = (
+                f"{j} = 'VARCHAR' AND regexp_full_match({t}, {lit(TIMESTAMP_PATTERN)}) "
+                f"AND TRY_CAST({t} AS TIMESTAMPTZ) IS NOT NULL"
             )
-            typed = f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP)"
-            detail = f"'{label} ''' || ({value if json_type else text}) || ''' is not ISO 8601'"
-            return text, typed, f"NOT ({ok})", detail
+            typed = f"CAST(TRY_CAST({t} AS TIMESTAMPTZ) AS TIMESTAMP)"
+            return typed, f"NOT ({ok})", f"'{label} ''' || {s} || ''' is not ISO 8601'"
         if f.rule is Rule.NON_NEGATIVE_INT:
-            assert json_type, "integer rule is for JSON sources"
             # coalesce: an integer too large for BIGINT must be rejected, not stored as NULL
-            ok = f"{json_type} IN ('BIGINT', 'UBIGINT') AND coalesce(TRY_CAST({value} AS BIGINT) >= 0, false)"
-            present = f"{json_type} <> 'NULL'"
-            detail = f"'{label} must be an integer >= 0, got ' || ({value})"
-            return text, f"TRY_CAST({value} AS BIGINT)", f"({present} AND NOT ({ok}))", detail
-        return text, text, None, "NULL"
+            ok = f"{j} IN ('BIGINT', 'UBIGINT') AND coalesce(TRY_CAST({s} AS BIGINT) >= 0, false)"
+            detail = f"'{label} must be an integer >= 0, got ' || {s}"
+            return f"TRY_CAST({s} AS BIGINT)", f"({j} IS NOT NULL AND NOT ({ok}))", detail
+        return t, None, "NULL"
 
     def _validated_sql(self, source: Source) -> str:
-        """Every raw row with its typed fields and, when rejected, its reason and detail."""
+        """Every raw row with its typed fields and, when rejected, its reason and detail.
+
+        Each field is extracted once (one JSON parse per row); every rule then reads
+        the extracted columns.
+        """
         raw = self._t(source.raw)
+        extract = []
         if source.format is SourceFormat.CSV:
             base = f"SELECT *, raw_text AS payload FROM {raw}"
-            malformed = "parse_error IS NOT NULL"
-            malformed_detail = "parse_error"
+            for i, f in enumerate(source.fields):
+                value = f"NULLIF(TRIM({quote(f.source)}), '')"
+                value = f"lower({value})" if f.lower else value
+                extract += [f"{value} AS _s{i}", f"{value} AS _t{i}"]
+            malformed, malformed_detail = "parse_error IS NOT NULL", "parse_error"
         else:
-            is_object = "json_valid(payload) AND json_type(payload) = 'OBJECT'"
-            base = f"SELECT *, CASE WHEN parse_error IS NULL AND {is_object} THEN payload::JSON END AS doc FROM {raw}"
-            malformed = "doc IS NULL"
+            spec = lit(json.dumps({f.source: "JSON" for f in source.fields}))
+            is_object = "parse_error IS NULL AND json_valid(payload) AND json_type(payload) = 'OBJECT'"
+            base = f"SELECT *, CASE WHEN {is_object} THEN json_transform(payload, {spec}) END AS _doc FROM {raw}"
+            for i, f in enumerate(source.fields):
+                field = f"_doc.{quote(f.source)}"
+                extract += [
+                    f"{field} ->> '$' AS _s{i}",
+                    f"CASE WHEN NULLIF(TRIM({field} ->> '$'), '') IS NOT NULL THEN {field} ->> '$' END AS _t{i}",
+                    f"json_type({field}) AS _j{i}",
+                ]
+            malformed = "_doc IS NULL"
             malformed_detail = (
                 "coalesce(parse_error, CASE WHEN json_valid(payload) THEN 'not a JSON object' ELSE 'not valid JSON' END)"
             )
         values, whens = [], [f"WHEN {malformed} THEN {lit(Reason.MALFORMED_ROW)}"]
         details = [f"WHEN {malformed} THEN {malformed_detail}"]
-        for f in source.fields:
-            text, typed, bad, detail = self._field_sql(source, f)
+        invalid_whens, invalid_details = [], []
+        for i, f in enumerate(source.fields):
+            typed, bad, detail = self._field_sql(i, f)
             values.append(f"{typed} AS {quote(f.target)}")
             if f.key:
-                whens.append(f"WHEN {text} IS NULL THEN {lit(Reason.MISSING_KEY)}")
-                details.append(f"WHEN {text} IS NULL THEN '{f.source} is missing or empty'")
-        for f in source.fields:
-            text, typed, bad, detail = self._field_sql(source, f)
+                whens.append(f"WHEN _t{i} IS NULL THEN {lit(Reason.MISSING_KEY)}")
+                details.append(f"WHEN _t{i} IS NULL THEN '{f.source} is missing or empty'")
             if f.required:
-                whens.append(f"WHEN {text} IS NULL THEN {lit(Reason.INVALID_VALUE)}")
-                details.append(f"WHEN {text} IS NULL THEN '{f.source} is missing'")
+                invalid_whens.append(f"WHEN _t{i} IS NULL THEN {lit(Reason.INVALID_VALUE)}")
+                invalid_details.append(f"WHEN _t{i} IS NULL THEN '{f.source} is missing'")
             if bad:
-                guard = "" if f.rule is Rule.NON_NEGATIVE_INT else f"{text} IS NOT NULL AND "
-                whens.append(f"WHEN {guard}{bad} THEN {lit(Reason.INVALID_VALUE)}")
-                details.append(f"WHEN {guard}{bad} THEN {detail}")
+                guard = "" if f.rule is Rule.NON_NEGATIVE_INT else f"_t{i} IS NOT NULL AND "
+                invalid_whens.append(f"WHEN {guard}{bad} THEN {lit(Reason.INVALID_VALUE)}")
+                invalid_details.append(f"WHEN {guard}{bad} THEN {detail}")
+        whens += invalid_whens  # every missing_key before any invalid_value
+        details += invalid_details
         return (
             f"SELECT source_file, source_row, payload, {', '.join(values)}, "
             f"CASE {' '.join(whens)} END AS reason, CASE {' '.join(details)} END AS detail "
-            f"FROM ({base})"
+            f"FROM (SELECT *, {', '.join(extract)} FROM ({base}))"
         )
 
     def _staged_sql(self, source: Source) -> str:
