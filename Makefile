@@ -26,7 +26,7 @@ $(SAMPLE)/manifest.json: | $(BIN)/engagement
 
 demo: setup $(SAMPLE)/manifest.json  ## Generate sample data and run the pipeline on the embedded DuckDB engine
 	$(BIN)/engagement run --source $(SAMPLE) --warehouse $(WAREHOUSE)
-	@echo "Warehouse: $(abspath $(WAREHOUSE))  (open it with: duckdb $(WAREHOUSE), or engagement status)"
+	@echo "Warehouse: $(abspath $(WAREHOUSE)). Past runs: $(BIN)/engagement status --warehouse $(WAREHOUSE)"
 
 test: setup  ## Run the test suite
 	$(BIN)/python -m pytest

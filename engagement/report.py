@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from engagement.exceptions import ExitCode
+from engagement.model import SOURCES_BY_RAW, Reason
 from engagement.pipeline import Observer
 from engagement.results import CheckStatus, RunResult, StepResult, StepStatus
 from engagement.sources import SourceFile
@@ -62,25 +63,28 @@ def _n(value: int | None) -> str:
 
 def summary(result: RunResult, log_file: str | None = None) -> Group:
     """The end-of-run summary: per source read = rejected + accepted, per target where rows went, checks."""
-    sources = Table(title="Sources: every record read is rejected or accepted", title_justify="left")
-    for col in ("raw table", "files", "read", "rejected", "by reason", "accepted"):
-        sources.add_column(col, justify="left" if col in ("raw table", "by reason") else "right")
+    sources = Table(title="Sources: read = rejected + accepted", title_justify="left")
+    for col in ("source", "files", "read", "rejected", *(r.value for r in Reason), "accepted"):
+        sources.add_column(col, justify="left" if col == "source" else "right", no_wrap=col == "source")
     for i in result.ingest:
-        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(i.rejected.items())) or "-"
-        sources.add_row(i.table, _n(i.files), _n(i.read), _n(i.rejected_total), reasons, _n(i.accepted))
+        source = SOURCES_BY_RAW[i.table].name
+        sources.add_row(source, _n(i.files), _n(i.read), _n(i.rejected_total),
+                        *(_n(i.rejected.get(r.value, 0)) for r in Reason), _n(i.accepted))
 
     targets = Table(title="Targets: accepted = inserted + updated + unchanged + collapsed", title_justify="left")
     for col in ("table", "accepted", "inserted", "updated", "unchanged", "collapsed", "rows now"):
-        targets.add_column(col, justify="left" if col == "table" else "right")
+        targets.add_column(col, justify="left" if col == "table" else "right", no_wrap=col == "table")
     for m in result.merges:
         targets.add_row(m.table, _n(m.accepted), _n(m.inserted), _n(m.updated), _n(m.unchanged),
                         _n(m.collapsed), _n(result.tables.get(m.table)))
 
     checks = Table(title="Checks", title_justify="left")
-    for col in ("check", "status", "detail"):
-        checks.add_column(col)
+    for col in ("check", "status", "metric", "rows", "thresholds"):
+        checks.add_column(col, justify="right" if col in ("metric", "rows") else "left", no_wrap=col == "check")
     for c in result.checks:
-        checks.add_row(c.check_name, f"[{STYLE[c.status.value]}]{c.status.value}", c.message)
+        metric = "" if c.metric_value is None else f"{c.metric_value:,.0f}"
+        checks.add_row(c.check_name, f"[{STYLE[c.status.value]}]{c.status.value}", metric,
+                       _n(result.tables.get(c.table_name)), c.thresholds)
 
     steps = Table(title="Steps", title_justify="left")
     for col in ("step", "table", "status", "seconds"):
@@ -93,20 +97,17 @@ def summary(result: RunResult, log_file: str | None = None) -> Group:
     colour = {ExitCode.OK: "green", ExitCode.CHECK_FAILED: "yellow"}.get(code, "red")
     worst = result.worst_check.value if result.worst_check else "not run"
     lines = [
-        f"run [bold]{result.run_id}[/] on {result.engine}: [{colour}]{result.status.value}[/], checks {worst}",
+        f"run [bold]{result.run_id}[/] on {result.engine}: [{colour}]{result.status.value}[/], "
+        f"checks {worst} (exit code {int(code)})",
         f"warehouse: {result.warehouse}",
     ]
     if result.error:
         lines.append(f"[red]error: {result.error}[/]")
+    if any(i.rejected_total for i in result.ingest):
+        lines.append(f"rejected records: table rejected_records, run_id = '{result.run_id}'")
     if log_file:
         lines.append(f"log: {log_file}")
-    parts = [steps]
-    if result.ingest:
-        parts.append(sources)
-    if result.merges:
-        parts.append(targets)
-    if result.checks:
-        parts.append(checks)
+    parts = [p for p, show in ((steps, True), (sources, result.ingest), (targets, result.merges),
+                               (checks, result.checks)) if show]
     parts.append(Panel("\n".join(lines), border_style=colour))
     return Group(*parts)
-

@@ -74,8 +74,10 @@ def test_run_prints_a_summary_that_adds_up(tmp_path: Path) -> None:
     write_files(tmp_path / "src", files)
     proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb")
     assert proc.returncode == 0, proc.stderr
-    assert "malformed_row 1" in proc.stdout
-    assert "every record read is rejected or accepted" in proc.stdout
+    assert "read = rejected + accepted" in proc.stdout
+    # source | files | read | rejected | malformed_row | missing_key | invalid_value | accepted
+    cells = next(line for line in proc.stdout.splitlines() if "customers" in line).replace("│", " ").split()
+    assert cells == ["customers", "1", "3", "1", "1", "0", "0", "2"]
     assert str((tmp_path / "w.duckdb").resolve()) in proc.stdout
 
 
