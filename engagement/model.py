@@ -193,6 +193,7 @@ INGESTION_LOGS = Table(
         ("status", V, False),
         ("started_at", TS, False),
         ("finished_at", TS),
+        ("files", BI),
         ("rows_read", BI),
         ("rows_loaded", BI),
         ("rows_rejected", BI),

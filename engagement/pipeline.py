@@ -111,7 +111,7 @@ def run_pipeline(
 
     def find(step: StepResult) -> None:
         files.update(discover(root))
-        step.rows_read = sum(len(v) for v in files.values())
+        step.files = sum(len(v) for v in files.values())
         for s in SOURCES:
             if not files[s.name]:
                 run.log.warning("no %s files under %s (expected %s)", s.name, root, describe_patterns(s))
@@ -124,7 +124,8 @@ def run_pipeline(
         def ingest(step: StepResult, s=s) -> None:
             counts = engine.ingest(run.ctx, s, files[s.name], on_file=run.observer.file_loaded)
             run.result.ingest.append(counts)
-            step.rows_read, step.rows_rejected, step.rows_loaded = counts.read, counts.rejected_total, counts.accepted
+            step.files, step.rows_read = counts.files, counts.read
+            step.rows_rejected, step.rows_loaded = counts.rejected_total, counts.accepted
 
         ok = run.step("ingest", s.raw.name, ingest, files=len(files[s.name]))
     for s in SOURCES:

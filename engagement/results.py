@@ -90,6 +90,7 @@ class StepResult:
     status: StepStatus
     started_at: datetime
     finished_at: datetime | None = None
+    files: int | None = None
     rows_read: int | None = None
     rows_loaded: int | None = None
     rows_rejected: int | None = None

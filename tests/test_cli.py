@@ -59,6 +59,7 @@ def test_run_json_reports_steps_tables_rejected_checks(tmp_path: Path) -> None:
     assert doc["rejected"] == {"raw_customer_demographics": {}, "raw_clickstream_events": {}}
     steps = {(s["step"], s["table_name"]): s for s in doc["steps"]}
     assert steps[("ingest", "raw_clickstream_events")]["rows_read"] == 2
+    assert steps[("discover", None)]["files"] == 2 and steps[("ingest", "raw_customer_demographics")]["files"] == 1
     assert steps[("merge", "dim_customer")]["rows_inserted"] == 2
     assert all(s["seconds"] is not None for s in doc["steps"])
     assert {c["check_name"] for c in doc["checks"]} >= {"raw_customer_id_not_null", "raw_customer_id_unique"}
