@@ -46,7 +46,16 @@ WarehouseOpt = Annotated[
     typer.Option("--warehouse", "-w", help="DuckDB warehouse file (env ENGAGEMENT_WAREHOUSE; default warehouse/engagement.duckdb)."),
 ]
 EngineOpt = Annotated[
-    str | None, typer.Option("--engine", "-e", help="Engine: duckdb (embedded) (env ENGAGEMENT_ENGINE; default duckdb)."),
+    str | None,
+    typer.Option(
+        "--engine", "-e",
+        help="Engine: duckdb (embedded file), snowflake (your account, via Snowpark) or snowpark-local "
+        "(Snowpark local testing: in memory, small inputs only) (env ENGAGEMENT_ENGINE; default duckdb).",
+    ),
+]
+ConnectionOpt = Annotated[
+    str | None,
+    typer.Option("--connection", "-c", help="Snowflake connection name in connections.toml (env ENGAGEMENT_SNOWFLAKE_CONNECTION)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables and progress.")]
 
@@ -128,6 +137,7 @@ def run(
     source: SourceOpt = None,
     warehouse: WarehouseOpt = None,
     engine: EngineOpt = None,
+    connection: ConnectionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest the source, MERGE dim_customer and fact_click_events, run the checks, print a summary.
@@ -141,7 +151,7 @@ def run(
         from engagement.pipeline import Observer, run_pipeline
         from engagement.report import exit_code, live_progress, summary
 
-        settings = _settings(source=source, warehouse=warehouse, engine=engine)
+        settings = _settings(source=source, warehouse=warehouse, engine=engine, snowflake_connection=connection)
         eng = create_engine(settings)
         try:
             if as_json:
@@ -164,6 +174,7 @@ def run(
 def status(
     warehouse: WarehouseOpt = None,
     engine: EngineOpt = None,
+    connection: ConnectionOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs to show.")] = 10,
     as_json: JsonOpt = False,
 ) -> None:
@@ -173,7 +184,7 @@ def status(
         from engagement.engines import create_engine
         from engagement.history import recent_runs
 
-        settings = _settings(warehouse=warehouse, engine=engine)
+        settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection)
         eng = create_engine(settings, read_only=True)
         try:
             runs = recent_runs(eng, limit)
@@ -195,6 +206,31 @@ def status(
                           f"{r['seconds']:.1f}" if r["seconds"] is not None else "",
                           f"{r['rows_read']:,}", f"{r['rows_rejected']:,}", r["error_message"] or "")
         out_console.print(table)
+
+    _guard(work)
+
+
+@app.command()
+def sql(
+    database: Annotated[str | None, typer.Option(help="Database (env ENGAGEMENT_SNOWFLAKE_DATABASE; default ENGAGEMENT).")] = None,
+    schema: Annotated[str | None, typer.Option(help="Schema (env ENGAGEMENT_SNOWFLAKE_SCHEMA; default MARKETING).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the Snowflake CREATE TABLE statements of the data model (with cluster keys).
+
+    sql/03_tables.sql is this output for the default database and schema; run sql/01 and sql/02 first.
+    """
+
+    def work() -> None:
+        from engagement.engines.snowflake_ddl import tables_script
+
+        settings = _settings(snowflake_database=database, snowflake_schema=schema)
+        text = tables_script(settings.snowflake_database, settings.snowflake_schema)
+        if out:
+            out.write_text(text)
+            err_console.print(f"wrote {out}")
+        else:
+            print(text, end="")
 
     _guard(work)
 

@@ -15,8 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from engagement.exceptions import ConfigError
 from engagement.identifiers import validate
 
-ENGINES = ("duckdb",)
-EngineName = Literal["duckdb"]
+ENGINES = ("duckdb", "snowflake", "snowpark-local")
+EngineName = Literal["duckdb", "snowflake", "snowpark-local"]
+WAREHOUSE_SIZES = ("XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE", "XXLARGE", "XXXLARGE", "X4LARGE", "X5LARGE", "X6LARGE")
 
 
 class Settings(BaseSettings):
@@ -28,10 +29,43 @@ class Settings(BaseSettings):
 
     source: str = Field("data/sample", description="Source root: a folder holding customers/ and clickstream/.")
     warehouse: Path = Field(Path("warehouse/engagement.duckdb"), description="The embedded DuckDB warehouse file.")
-    engine: EngineName = Field("duckdb", description="Warehouse engine: duckdb (embedded).")
+    engine: EngineName = Field(
+        "duckdb",
+        description="Warehouse engine: duckdb (embedded file), snowflake (Snowpark on your account) or "
+        "snowpark-local (Snowpark local testing: in memory, small inputs only).",
+    )
     schema_name: str = Field("main", alias="ENGAGEMENT_SCHEMA", description="Schema holding the tables.")
     log_dir: Path = Field(Path("logs"), description="Folder for the local log file (one line per event, with the run id).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log file level.")
+
+    # Snowflake (engines snowflake and snowpark-local)
+    snowflake_connection: str | None = Field(
+        None, description="Connection name in connections.toml; default: the file's default connection."
+    )
+    snowflake_database: str = Field("ENGAGEMENT", description="Database holding the tables (see sql/).")
+    snowflake_schema: str = Field("MARKETING", description="Schema holding the tables (see sql/).")
+    snowflake_warehouse: str | None = Field(None, description="Virtual warehouse; default: the connection's.")
+    snowflake_role: str | None = Field(None, description="Role; default: the connection's.")
+    snowflake_load_size: str | None = Field(
+        None, description="Resize the warehouse to this size for ingest and merge, back after (e.g. MEDIUM)."
+    )
+
+    @field_validator("snowflake_database", "snowflake_schema", "snowflake_warehouse", "snowflake_role")
+    @classmethod
+    def _snowflake_identifier(cls, value: str | None, info) -> str | None:
+        return None if value is None else validate(value, f"ENGAGEMENT_{info.field_name.upper()}")
+
+    @field_validator("snowflake_load_size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        size = str(value).upper().replace("-", "")
+        if size not in WAREHOUSE_SIZES:
+            raise ConfigError(
+                f"ENGAGEMENT_SNOWFLAKE_LOAD_SIZE={value!r} is not a warehouse size: use one of {', '.join(WAREHOUSE_SIZES)}"
+            )
+        return size
 
     @field_validator("schema_name")
     @classmethod

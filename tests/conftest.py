@@ -7,6 +7,7 @@ that runs offline, the way dlt parametrizes its tests over destinations.
 from __future__ import annotations
 
 import gzip
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from engagement.engines.base import Engine
 from engagement.pipeline import run_pipeline
 from engagement.results import RunResult
 
-OFFLINE_ENGINES = ["duckdb"]
+# Engines that run offline. ENGAGEMENT_TEST_ENGINES=duckdb narrows a run (e.g. while debugging).
+OFFLINE_ENGINES = [e for e in os.environ.get("ENGAGEMENT_TEST_ENGINES", "duckdb").split(",") if e]
 
 CSV_HEADER = "customer_id,first_name,email,region,signup_date"
 
@@ -37,6 +39,10 @@ def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
 
 @pytest.fixture(params=OFFLINE_ENGINES)
 def engine_name(request: pytest.FixtureRequest) -> str:
+    """The engine under test; ``@pytest.mark.engines("duckdb")`` limits a test to some engines."""
+    marker = request.node.get_closest_marker("engines")
+    if marker and request.param not in marker.args:
+        pytest.skip(f"runs on {', '.join(marker.args)} only")
     return request.param
 
 

@@ -13,7 +13,8 @@ from engagement.model import DIM_CUSTOMER, FACT_EVENTS, INGESTION_LOGS
 from engagement.pipeline import run_pipeline
 from tests.test_cli import cli
 
-pytestmark = pytest.mark.slow
+# 200k events: far beyond Snowpark local testing (its MERGE is quadratic in memory).
+pytestmark = [pytest.mark.slow, pytest.mark.engines("duckdb")]
 
 
 @pytest.fixture(scope="module")

@@ -21,4 +21,18 @@ def create_engine(settings: Settings, *, read_only: bool = False) -> Engine:
         from engagement.engines.duckdb import DuckDBEngine
 
         return DuckDBEngine(settings.warehouse, schema=settings.schema_name, read_only=read_only)
-    raise ConfigError(f"engine {settings.engine!r} is not available; use --engine duckdb")
+    if settings.engine in ("snowflake", "snowpark-local"):
+        from engagement.engines.snowflake_session import create_session
+
+        local = settings.engine == "snowpark-local"
+        session = create_session(settings, local=local)
+        from engagement.engines.snowpark import SnowparkEngine
+
+        return SnowparkEngine(
+            session,
+            database=settings.snowflake_database,
+            schema=settings.snowflake_schema,
+            local=local,
+            load_size=settings.snowflake_load_size,
+        )
+    raise ConfigError(f"engine {settings.engine!r} is not available; use --engine duckdb, snowflake or snowpark-local")
