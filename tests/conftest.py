@@ -25,6 +25,34 @@ OFFLINE_ENGINES = [e for e in os.environ.get("ENGAGEMENT_TEST_ENGINES", "duckdb"
 CSV_HEADER = "customer_id,first_name,email,region,signup_date"
 
 
+# A small source touching every rule, shared by the parity and live tests.
+PARITY_SOURCE = {
+    "customers/a.csv": (
+        f"{CSV_HEADER}\r\n"
+        'C1,"Smith, Ann", ANN@X.COM ,EMEA,2024-01-01\r\n'
+        "C2,Bo,bo@x.com,NA,\r\n"
+        "C3,Cy,cy@x.com,NA\r\n"  # malformed_row
+        ",NoKey,n@x.com,NA,2024-01-01\r\n"  # missing_key
+        "C4,Di,di@x.com,APAC,2024-02-30\r\n"  # invalid_value
+    ),
+    "customers/b.csv.gz": f"{CSV_HEADER}\nC2,Bo,bo@new.com,LATAM,2024-03-01\nC5,Zoë,z@x.com,EMEA,2023-12-31\n",
+    "clickstream/dt=2026-01-01/part-0.jsonl": (
+        '{"event_id":"e1","user_id":"C1","event_type":"page_view","page_url":"/","duration_ms":12,"timestamp":"2026-01-01T10:00:00Z"}\n'
+        '{"event_id":"e1","user_id":"C1","event_type":"page_view","page_url":"/","duration_ms":15,"timestamp":"2026-01-01T10:00:05+00:00"}\n'
+        '{"event_id":"e2","event_type":"add_to_cart","timestamp":"2026-01-01 11:00:00"}\n'
+        '{"event_id":"e3","user_id":"C9","event_type":"hover","timestamp":"2026-01-01T12:00:00+02:00","duration_ms":null}\n'
+        "not json\n"
+        '{"user_id":"C1","timestamp":"2026-01-01T10:00:00Z"}\n'
+        '{"event_id":"e4","timestamp":"2026-01-01T25:00:00Z"}\n'
+        '{"event_id":"e5","timestamp":"2026-01-01T10:00:00Z","duration_ms":"300"}\n'
+    ),
+    "clickstream/dt=2026-01-02/extra.json": (
+        '[{"event_id":"e6","user_id":"C2","event_type":"purchase","page_url":"/checkout","duration_ms":0,'
+        '"timestamp":"2026-01-02T09:00:00.250Z"}, 42]'
+    ),
+}
+
+
 def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
     """Write ``{relative path: content}`` under ``root``; ``.gz`` paths are gzipped; str is UTF-8."""
     for rel, content in files.items():

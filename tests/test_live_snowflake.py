@@ -21,8 +21,8 @@ import pytest
 from engagement.config import load_settings
 from engagement.engines import create_engine
 from engagement.pipeline import run_pipeline
+from tests.conftest import PARITY_SOURCE as SOURCE
 from tests.conftest import rows, write_files
-from tests.test_engine_parity import SOURCE
 
 CONNECTION = os.environ.get("ENGAGEMENT_TEST_SNOWFLAKE_CONNECTION")
 pytestmark = [
