@@ -169,7 +169,7 @@ def read_json_records(data: bytes) -> pa.Table:
         )
     # NDJSON, vectorised: split on LF, drop a CR before it, skip blank lines.
     lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.large_string()), "\n"))
-    lines = pc.replace_substring_regex(lines, r"\r$", "")
+    lines = pc.utf8_rtrim(lines, characters="\r")  # CRLF; much faster than a regex
     numbers = pa.array(np.arange(1, len(lines) + 1, dtype=np.int64))
     keep = pc.not_equal(pc.utf8_trim_whitespace(lines), "")
     lines, numbers = pc.filter(lines, keep), pc.filter(numbers, keep)
