@@ -114,7 +114,9 @@ def run_pipeline(
         step.files = sum(len(v) for v in files.values())
         for s in SOURCES:
             if not files[s.name]:
-                run.log.warning("no %s files under %s (expected %s)", s.name, root, describe_patterns(s))
+                warning = f"no {s.name} files under {root} (expected {describe_patterns(s)}): {s.raw.name} is emptied"
+                run.result.warnings.append(warning)
+                run.log.warning(warning)
 
     ok = run.step("discover", None, find)
     for s in SOURCES:

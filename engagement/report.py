@@ -103,6 +103,7 @@ def summary(result: RunResult, log_file: str | None = None) -> Group:
     ]
     if result.error:
         lines.append(f"[red]error: {result.error}[/]")
+    lines += [f"[yellow]warning: {w}[/]" for w in result.warnings]
     if any(i.rejected_total for i in result.ingest):
         lines.append(f"rejected records: table rejected_records, run_id = '{result.run_id}'")
     if log_file:

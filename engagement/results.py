@@ -118,6 +118,7 @@ class RunResult:
     checks: list[CheckResult] = field(default_factory=list)
     tables: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def worst_check(self) -> CheckStatus | None:
@@ -132,6 +133,7 @@ class RunResult:
             "source": self.source,
             "warehouse": self.warehouse,
             "error": self.error,
+            "warnings": self.warnings,
             "steps": [
                 {**{k: v for k, v in asdict(s).items() if k not in ("started_at", "finished_at")},
                  "status": s.status.value, "seconds": s.seconds}

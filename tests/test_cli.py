@@ -161,3 +161,16 @@ def test_status_lists_runs_newest_first(tmp_path: Path) -> None:
 def test_python_dash_m_and_version(tmp_path: Path) -> None:
     proc = cli(tmp_path, "--version")
     assert proc.returncode == 0 and proc.stdout.startswith("engagement ")
+
+
+def test_a_source_without_clickstream_files_warns_and_fails_its_row_count(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", {"customers/c.csv": GOOD["customers/c.csv"]})
+    proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb", "--json")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "SUCCEEDED"
+    assert any("no clickstream files" in w and "raw_clickstream_events is emptied" in w for w in doc["warnings"])
+    checks = {c["check_name"]: c["status"] for c in doc["checks"]}
+    assert checks["raw_clickstream_events_row_count"] == "FAILED"
+    shown = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb")
+    assert "warning: no clickstream files" in shown.stdout
