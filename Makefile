@@ -29,7 +29,7 @@ demo: setup $(SAMPLE)/manifest.json  ## Generate sample data and run the pipelin
 	@echo "Warehouse: $(abspath $(WAREHOUSE)). Past runs: $(BIN)/engagement status --warehouse $(WAREHOUSE)"
 
 test: setup  ## Run the test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 bench: setup  ## Benchmark each step at 1M events (bench/results/)
 	$(BIN)/python bench/bench_pipeline.py

@@ -20,7 +20,7 @@ from engagement.pipeline import run_pipeline
 from engagement.results import RunResult
 
 # Engines that run offline. ENGAGEMENT_TEST_ENGINES=duckdb narrows a run (e.g. while debugging).
-OFFLINE_ENGINES = [e for e in os.environ.get("ENGAGEMENT_TEST_ENGINES", "duckdb").split(",") if e]
+OFFLINE_ENGINES = [e for e in os.environ.get("ENGAGEMENT_TEST_ENGINES", "duckdb,snowpark-local").split(",") if e]
 
 CSV_HEADER = "customer_id,first_name,email,region,signup_date"
 

@@ -1,0 +1,660 @@
+"""The Snowflake engine: the model's rules compiled to Snowpark DataFrame expressions.
+
+One engine for two back ends. ``local=False`` runs on a Snowflake account; ``local=True``
+runs the very same DataFrame plans under Snowpark local testing (in memory, small inputs
+only), with the few substitutes it needs kept in :mod:`engagement.engines.snowpark_local`.
+
+Model tables and columns are used unquoted, so on Snowflake they are the upper-case names
+users type (``ENGAGEMENT.MARKETING.DIM_CUSTOMER``). Records are split by the same readers
+as the DuckDB engine (:mod:`engagement.readers`); validation, de-duplication and the MERGE
+follow :class:`engagement.engines.duckdb.DuckDBEngine` rule for rule.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import snowflake.snowpark.functions as F
+from snowflake.snowpark import Column, DataFrame, Row, Session, Window
+from snowflake.snowpark import Table as SnowparkTable
+from snowflake.snowpark.exceptions import SnowparkClientException, SnowparkSQLException
+from snowflake.snowpark.functions import col, lit, when_matched, when_not_matched
+from snowflake.snowpark.types import (
+    DataType,
+    DateType,
+    DoubleType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampTimeZone,
+    TimestampType,
+)
+
+from engagement.engines import snowpark_local
+from engagement.engines.base import FileCallback, RunContext
+from engagement.engines.snowflake_ddl import create_table_sql, qualified
+from engagement.exceptions import ConfigError, WarehouseError
+from engagement.model import (
+    DATE_PATTERN,
+    REJECTED,
+    TABLES,
+    TIMESTAMP_PATTERN,
+    Check,
+    CheckType,
+    ColumnType,
+    Field,
+    Reason,
+    Rule,
+    Source,
+    SourceFormat,
+    Table,
+)
+from engagement.readers import read_csv_records, read_json_records
+from engagement.results import IngestCounts, MergeCounts, Metric
+from engagement.sources import SourceFile
+
+NTZ = TimestampType(TimestampTimeZone.NTZ)
+TYPES: dict[ColumnType, DataType] = {
+    ColumnType.VARCHAR: StringType(),
+    ColumnType.BIGINT: LongType(),
+    ColumnType.DOUBLE: DoubleType(),
+    ColumnType.DATE: DateType(),
+    ColumnType.TIMESTAMP: NTZ,
+}
+STAGE = "ENGAGEMENT_STAGE"
+SETUP_SCRIPT = "sql/01_setup.sql"
+STAGE_SCRIPT = "sql/02_stages.sql"
+BIGINT_MAX = 2**63 - 1
+INLINE_VALUES = 512  # Snowpark's ARRAY_BIND_THRESHOLD: larger create_dataframe data goes via a temp table
+
+
+def struct_type(table: Table) -> StructType:
+    """The Snowpark schema of a model table (unquoted names, model types and NOT NULL flags)."""
+    return StructType([StructField(c.name, TYPES[c.type], c.nullable) for c in table.columns])
+
+
+def _null(data_type: DataType) -> Column:
+    return lit(None).cast(data_type)
+
+
+def _full_match(text: Column, pattern: str) -> Column:
+    """REGEXP_LIKE: ``text`` matches ``pattern`` as a whole; NULL when ``text`` is NULL."""
+    return F.regexp_like(text, lit(pattern))
+
+
+def _utc(text: Column) -> Column:
+    """An ISO 8601 text (already shape-checked) as a UTC instant without a zone.
+
+    A value without a zone is UTC: ``+00:00`` is appended before the cast, so neither the
+    session's TIMEZONE nor the machine's time zone plays any part.
+    """
+    zoned = (
+        F.when(_full_match(text, ".*Z"),
+               F.concat(F.substring(text, lit(1), F.length(text) - lit(1)), lit("+00:00")))
+        .when(_full_match(text, ".*[+-][0-9]{2}:[0-9]{2}"), text)
+        .otherwise(F.concat(text, lit("+00:00")))
+    )
+    instant = F.try_cast(zoned, TimestampType(TimestampTimeZone.TZ))
+    return F.convert_timezone(lit("UTC"), instant).cast(NTZ)
+
+
+def _row_value(row: Row, name: str) -> Any:
+    """A field of a result row by case-insensitive name (SHOW / COPY output)."""
+    return {k.lower(): v for k, v in row.as_dict().items()}.get(name.lower())
+
+
+def _plain(value: Any) -> Any:
+    """A Python value Snowpark stores as is: enums as their value, numpy scalars as Python."""
+    if isinstance(value, Enum):
+        return value.value
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+class _RawLoader(Protocol):
+    def add(self, records: pa.Table) -> None: ...
+
+    def finish(self, expected: int) -> None: ...
+
+
+class _StageLoader:
+    """Real Snowflake: each file's records as Parquet on the stage, then one COPY INTO."""
+
+    def __init__(self, session: Session, table_name: str, stage_dir: str) -> None:
+        self.session, self.table_name, self.stage_dir = session, table_name, stage_dir
+        self.tmp = tempfile.TemporaryDirectory(prefix="engagement-stage-")
+        self.files = 0
+
+    def add(self, records: pa.Table) -> None:
+        """Write one file's records as Parquet and PUT them under this run's stage folder."""
+        if records.num_rows == 0:
+            return
+        self.files += 1
+        path = Path(self.tmp.name) / f"{self.files:05d}.parquet"
+        pq.write_table(records, path)
+        try:
+            self.session.file.put(str(path), self.stage_dir, auto_compress=False, overwrite=True)
+        except Exception as exc:  # connector and Snowpark raise different types for this
+            if "does not exist" in str(exc).lower():
+                raise ConfigError(
+                    f"stage {self.stage_dir.split('/')[0]} does not exist; run {STAGE_SCRIPT} once to create it"
+                ) from None
+            raise
+        finally:
+            path.unlink(missing_ok=True)
+
+    def finish(self, expected: int) -> None:
+        """COPY the staged Parquet files into the raw table; raise unless every record arrived."""
+        loaded = 0
+        try:
+            if self.files:
+                # INFER_SCHEMA off: the reader then adds no transformations of its own, and
+                # MATCH_BY_COLUMN_NAME maps the Parquet columns onto the (upper-case) table columns.
+                result = (
+                    self.session.read.option("INFER_SCHEMA", False)
+                    .parquet(self.stage_dir)
+                    .copy_into_table(self.table_name, match_by_column_name="CASE_INSENSITIVE", force=True)
+                )
+                loaded = sum(int(_row_value(r, "rows_loaded") or 0) for r in result)
+        finally:
+            self.tmp.cleanup()
+        if loaded != expected:
+            raise WarehouseError(
+                f"COPY INTO {self.table_name} loaded {loaded} rows from {self.stage_dir} but {expected} "
+                "records were read; the load was rolled back"
+            )
+
+
+class SnowparkEngine:
+    """Snowflake through Snowpark; with ``local=True``, Snowpark local testing (in memory)."""
+
+    def __init__(self, session: Session, *, database: str, schema: str, local: bool = False,
+                 load_size: str | None = None) -> None:
+        self.session = session
+        self.database, self.schema = database, schema
+        self.local = local
+        self.load_size = load_size
+        self.name = "snowpark-local" if local else "snowflake"
+        if local:
+            snowpark_local.install_patches()
+
+    # -- names and helpers -----------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        """``snowflake://<account>/<DB>.<SCHEMA>``, or the in-memory local session."""
+        if self.local:
+            return "snowpark-local (in memory)"
+        account = (self.session.get_current_account() or "").strip('"')
+        return f"snowflake://{account}/{self.database.upper()}.{self.schema.upper()}"
+
+    def _name(self, table: Table | str) -> str:
+        return qualified(self.database, self.schema, table)
+
+    def _parts(self, table: Table) -> list[str]:
+        return [self.database.upper(), self.schema.upper(), table.name.upper()]
+
+    def _table(self, table: Table | str) -> SnowparkTable:
+        return self.session.table(self._name(table))
+
+    def _filtered(self, frame: DataFrame, condition: Column) -> DataFrame:
+        # Locally a filtered frame must be stored afresh before computing on it (see snowpark_local).
+        return snowpark_local.filtered(frame, condition) if self.local else frame.filter(condition)
+
+    def _timestamp(self, value: datetime) -> Column:
+        return lit(value).cast(NTZ)
+
+    def close(self) -> None:
+        """Close the Snowpark session."""
+        self.session.close()
+
+    # -- steps: query tag, warehouse size, transaction --------------------------------------
+
+    @contextmanager
+    def _step(self, run_id: str | None, step: str, writes: Sequence[Table], resize: bool = False) -> Iterator[None]:
+        """One atomic step: all of its writes commit together, or none does."""
+        if self.local:
+            with snowpark_local.snapshot_restore(self.session, [self._parts(t) for t in writes]):
+                yield
+            return
+        self.session.query_tag = json.dumps({"app": "engagement", "run_id": run_id, "step": step})
+        # Resizing is DDL, which would commit an open transaction: it wraps the transaction.
+        with self._warehouse_size(resize):
+            self.session.sql("BEGIN").collect()
+            try:
+                yield
+            except BaseException:
+                self.session.sql("ROLLBACK").collect()
+                raise
+            self.session.sql("COMMIT").collect()
+
+    @contextmanager
+    def _warehouse_size(self, resize: bool) -> Iterator[None]:
+        """Run the block on a warehouse resized to ``load_size``, then restore its size."""
+        warehouse = self.session.get_current_warehouse() if resize and self.load_size else None
+        if not warehouse:
+            yield
+            return
+        shown = self.session.sql(f"SHOW WAREHOUSES LIKE '{warehouse.strip(chr(34))}'").collect()
+        previous = str(_row_value(shown[0], "size")).upper() if shown else None
+        if previous is None or previous.replace("-", "") == self.load_size:
+            yield
+            return
+        self.session.sql(f"ALTER WAREHOUSE {warehouse} SET WAREHOUSE_SIZE = {self.load_size}").collect()
+        try:
+            yield
+        finally:
+            self.session.sql(f"ALTER WAREHOUSE {warehouse} SET WAREHOUSE_SIZE = '{previous}'").collect()
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create every model table that is missing."""
+        for table in TABLES:
+            if self.local:
+                # No session.sql locally: an empty frame with the model's schema, kept if present.
+                empty = self.session.create_dataframe([], struct_type(table))
+                empty.write.save_as_table(self._name(table), mode="ignore")
+            else:
+                try:
+                    self.session.sql(create_table_sql(table, self.database, self.schema)).collect()
+                except SnowparkSQLException as exc:
+                    if "does not exist" not in str(exc).lower():
+                        raise
+                    raise ConfigError(
+                        f"schema {self.database.upper()}.{self.schema.upper()} does not exist or this role cannot "
+                        f"use it; run {SETUP_SCRIPT} once, or set ENGAGEMENT_SNOWFLAKE_DATABASE / _SCHEMA"
+                    ) from None
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    def _loader(self, run: RunContext, raw: Table) -> _RawLoader:
+        if self.local:
+            return snowpark_local.LocalRawLoader(self.session, self._name(raw), struct_type(raw))
+        stage_dir = f"@{self._name(STAGE)}/{run.run_id}/{raw.name}/"
+        return _StageLoader(self.session, self._name(raw), stage_dir)
+
+    @staticmethod
+    def _with_lineage(records: pa.Table, file: SourceFile, run: RunContext) -> pa.Table:
+        n = records.num_rows
+        return (
+            records.append_column("source_file", pa.array([file.relpath] * n, pa.string()))
+            .append_column("run_id", pa.array([run.run_id] * n, pa.string()))
+            .append_column("loaded_at", pa.array([run.started_at] * n, pa.timestamp("us")))
+        )
+
+    def ingest(self, run: RunContext, source: Source, files: Sequence[SourceFile],
+               on_file: FileCallback | None = None) -> IngestCounts:
+        """Truncate and load ``source.raw`` from ``files``; append this run's rejects; count both."""
+        raw = source.raw
+        reader = read_csv_records if source.format is SourceFormat.CSV else read_json_records
+        read = 0
+        with self._step(run.run_id, f"ingest:{raw.name}", [raw, REJECTED], resize=True):
+            self._table(raw).delete()
+            loader = self._loader(run, raw)
+            for file in files:
+                records = self._with_lineage(reader(file.read_bytes()), file, run)
+                loader.add(records)
+                read += records.num_rows
+                if on_file:
+                    on_file(file, read)
+            loader.finish(read)
+            self._append_rejects(run, source)
+            rejected = self._rejected_counts(run, raw)
+        return IngestCounts(raw.name, files=len(files), read=read, rejected=rejected)
+
+    def _append_rejects(self, run: RunContext, source: Source) -> None:
+        for rejects in (self._malformed(source), self._filtered(self._checked(source), col("reason").is_not_null())):
+            rows = rejects.select(
+                lit(run.run_id).alias("run_id"),
+                lit(source.raw.name).alias("source_table"),
+                col("source_file"),
+                col("source_row"),
+                col("reason"),
+                col("detail"),
+                col("payload"),
+                self._timestamp(run.started_at).alias("rejected_at"),
+            )
+            rows.write.save_as_table(self._name(REJECTED), mode="append", column_order="name")
+
+    def _rejected_counts(self, run: RunContext, raw: Table) -> dict[str, int]:
+        mine = self._table(REJECTED).filter((col("run_id") == lit(run.run_id)) & (col("source_table") == lit(raw.name)))
+        return {r[0]: int(r[1]) for r in mine.group_by(col("reason")).agg(F.count(lit(1))).collect()}
+
+    # -- rules compiled to Snowpark ----------------------------------------------------------
+
+    def _extract(self, source: Source, objects: DataFrame) -> DataFrame:
+        """Lineage, payload and, per field ``i``: ``_S{i}`` the text, ``_T{i}`` the text or NULL when
+        missing or blank, ``_J{i}`` its JSON type (NULL when absent or JSON null)."""
+        columns = [col("source_file"), col("source_row"), col("payload")]
+        for i, f in enumerate(source.fields):
+            if source.format is SourceFormat.CSV:
+                text = F.trim(col(f.source))
+                text = F.lower(text) if f.lower else text
+                text = F.iff(text == lit(""), _null(StringType()), text)
+                columns += [text.alias(f"_s{i}"), text.alias(f"_t{i}"),
+                            F.iff(text.is_null(), _null(StringType()), lit("VARCHAR")).alias(f"_j{i}")]
+            else:
+                value = F.strip_null_value(F.get(col("_doc"), lit(f.source)))
+                text = F.to_varchar(value)
+                columns += [text.alias(f"_s{i}"),
+                            F.iff(F.trim(text) == lit(""), _null(StringType()), text).alias(f"_t{i}"),
+                            F.typeof(value).alias(f"_j{i}")]
+        return objects.select(*columns)
+
+    @staticmethod
+    def _field_rule(i: int, f: Field) -> tuple[Column, Column | None, Column | None]:
+        """(typed value, invalid condition, detail) for field ``i``, read from :meth:`_extract`'s columns."""
+        s, t, j = col(f"_s{i}"), col(f"_t{i}"), col(f"_j{i}")
+        label = f.source
+        if f.rule is Rule.DATE:
+            typed = F.try_cast(t, DateType())
+            bad = t.is_not_null() & ~(_full_match(t, DATE_PATTERN) & typed.is_not_null())
+            return typed, bad, F.concat(lit(f"{label} '"), t, lit("' is not a valid YYYY-MM-DD date"))
+        if f.rule is Rule.TIMESTAMP:
+            shaped = (j == lit("VARCHAR")) & F.coalesce(_full_match(t, TIMESTAMP_PATTERN), lit(False))
+            typed = _utc(F.iff(shaped, t, _null(StringType())))
+            bad = t.is_not_null() & ~(shaped & typed.is_not_null())
+            return typed, bad, F.concat(lit(f"{label} '"), s, lit("' is not ISO 8601"))
+        if f.rule is Rule.NON_NEGATIVE_INT:
+            # A JSON integer (not "300", 1.5 or true) >= 0 that fits BIGINT. The range is checked
+            # on the digits: NUMBER(38,0) holds far more than BIGINT, and local testing compares
+            # large numbers as floats (2**63 <= 2**63 - 1 there).
+            fits = F.coalesce(
+                _full_match(s, "[0-9]{1,18}") | (_full_match(s, "[0-9]{19}") & (s <= lit(str(BIGINT_MAX)))),
+                lit(False),
+            )
+            ok = (j == lit("INTEGER")) & fits
+            # Cast only a valid text: locally every branch is computed, and an out-of-range
+            # value in a BIGINT column breaks the MERGE later even on a rejected row.
+            typed = F.try_cast(F.iff(ok, s, _null(StringType())), LongType())
+            bad = j.is_not_null() & ~ok
+            return typed, bad, F.concat(lit(f"{label} must be an integer >= 0, got "), s)
+        return t, None, None
+
+    def _split(self, source: Source) -> tuple[DataFrame, Column, Column]:
+        """The raw rows as (frame, well-formed condition, detail of a malformed row).
+
+        Malformed rows (wrong field count, not UTF-8, not a JSON object) are told apart first
+        and the field rules run only on the others: local testing evaluates every branch of an
+        expression on every row, and field access raises on a JSON array there.
+        """
+        raw = self._table(source.raw)
+        if source.format is SourceFormat.CSV:
+            base = raw.select(col("source_file"), col("source_row"), col("raw_text").alias("payload"),
+                              col("parse_error"), *[col(f.source) for f in source.fields])
+            return base, col("parse_error").is_null(), col("parse_error")
+        base = raw.select(col("source_file"), col("source_row"), col("payload"), col("parse_error"),
+                          F.try_parse_json(col("payload")).alias("_doc"))
+        well_formed = col("parse_error").is_null() & F.coalesce(F.is_object(col("_doc")), lit(False))
+        not_object = F.iff(F.check_json(col("payload")).is_null(), lit("not a JSON object"), lit("not valid JSON"))
+        return base, well_formed, F.coalesce(col("parse_error"), not_object)
+
+    def _malformed(self, source: Source) -> DataFrame:
+        """The raw rows that are no record, with reason and detail (they are only ever rejects)."""
+        base, well_formed, detail = self._split(source)
+        return self._filtered(base, ~well_formed).select(
+            col("source_file"), col("source_row"), col("payload"),
+            lit(str(Reason.MALFORMED_ROW)).alias("reason"), detail.alias("detail"),
+        )
+
+    def _checked(self, source: Source) -> DataFrame:
+        """The well-formed raw rows with their typed fields and, when a field rule rejects
+        the row, its reason (missing_key before invalid_value) and detail."""
+        typed, whens, invalid = [], [], []
+        for i, f in enumerate(source.fields):
+            value, bad, detail = self._field_rule(i, f)
+            typed.append(value.alias(f.target))
+            if f.key:
+                whens.append((col(f"_t{i}").is_null(), Reason.MISSING_KEY, lit(f"{f.source} is missing or empty")))
+            if f.required:
+                invalid.append((col(f"_t{i}").is_null(), Reason.INVALID_VALUE, lit(f"{f.source} is missing")))
+            if bad is not None:
+                invalid.append((bad, Reason.INVALID_VALUE, detail))
+        whens += invalid  # every missing_key before any invalid_value
+        reason = F.when(whens[0][0], lit(str(whens[0][1])))
+        detail = F.when(whens[0][0], whens[0][2])
+        for condition, why, text in whens[1:]:
+            reason, detail = reason.when(condition, lit(str(why))), detail.when(condition, text)
+        reason, detail = reason.otherwise(_null(StringType())), detail.otherwise(_null(StringType()))
+
+        base, well_formed, _ = self._split(source)
+        return self._extract(source, self._filtered(base, well_formed)).select(
+            col("source_file"), col("source_row"), col("payload"), *typed,
+            reason.alias("reason"), detail.alias("detail"),
+        )
+
+    def _staged(self, source: Source) -> DataFrame:
+        """Accepted rows, one per key: the newest copy wins (see ``Source.newest_by``)."""
+        key = source.key_field.target
+        order = ([col(source.newest_by).desc()] if source.newest_by else []) + [
+            col("source_file").desc(), col("source_row").desc()
+        ]
+        columns = [f.target for f in source.fields] + ["source_file", "source_row"]
+        accepted = self._filtered(self._checked(source), col("reason").is_null())
+        ranked = accepted.select(
+            *[col(c) for c in columns],
+            F.row_number().over(Window.partition_by(col(key)).order_by(*order)).alias("_rn"),
+            F.count(lit(1)).over(Window.partition_by(col(key))).alias("_copies"),
+        )
+        return self._filtered(ranked, col("_rn") == lit(1)).drop("_rn")
+
+    # -- merge -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _merge_rules(source: Source) -> tuple[Column, Column]:
+        """(wins, changed) for a staged copy joined to its stored row (columns ``_t_<name>``).
+
+        ``wins``: the copy replaces the stored row; ``changed``: an attribute differs.
+        """
+        def s(c: str) -> Column:
+            return col(c)
+
+        def t(c: str) -> Column:
+            return col(f"_t_{c}")
+
+        attrs = [f.target for f in source.fields if not f.key]
+        changed = _any(~s(a).equal_null(t(a)) for a in attrs)
+        if source.newest_by:
+            # A copy replaces the stored row only when it is newer: the latest timestamp, then
+            # the later file and line; a stale late copy never overwrites. The very same
+            # position (a file corrected in place) wins when its content changed.
+            # The stored values are NOT NULL; the coalesce only spares copies without a stored
+            # row (whose rules go unused) a comparison with NULL, which raises locally.
+            keys = [source.newest_by, "source_file", "source_row"]
+
+            def stored(k: str) -> Column:
+                return F.coalesce(t(k), s(k))
+
+            newer = s(keys[-1]) > stored(keys[-1])
+            for k in reversed(keys[:-1]):
+                newer = (s(k) > stored(k)) | ((s(k) == stored(k)) & newer)
+            same = _all(s(k) == stored(k) for k in keys)
+            return newer | (same & changed), changed
+        # A dimension: the latest load wins; an identical copy elsewhere moves the lineage only.
+        moved = ~s("source_file").equal_null(t("source_file")) | ~s("source_row").equal_null(t("source_row"))
+        return changed | moved, changed
+
+    def merge(self, run: RunContext, source: Source) -> MergeCounts:
+        """Validate, type and de-duplicate the raw table, then MERGE it into ``source.target``."""
+        target_table = source.target
+        key = source.key_field.target
+        columns = [f.target for f in source.fields] + ["source_file", "source_row"]
+        with self._step(run.run_id, f"merge:{target_table.name}", [target_table], resize=True):
+            target = self._table(target_table)
+            # Each copy next to its stored row: a LEFT join on the shared key column name
+            # (locally a hash join; an expression join is a cross product there). The rules are
+            # decided here, once, for the counts and for the MERGE, whose clauses then only
+            # read columns (locally, expressions in MERGE clauses misalign their rows).
+            stored = target.select(
+                col(key), lit(True).alias("_matched"),
+                *[col(c).alias(f"_t_{c}") for c in [*columns, "updated_at", "run_id"] if c != key],
+            )
+            wins, changed = self._merge_rules(source)
+            now, run_id = self._timestamp(run.started_at), lit(run.run_id)
+            decided = self._staged(source).join(stored, on=key, how="left").select(
+                *[col(c) for c in columns], col("_copies"), col("_matched"),
+                (col("_matched").is_not_null() & wins).alias("_wins"),
+                (col("_matched").is_not_null() & wins & changed).alias("_updated"),
+                # updated_at and run_id move only when an attribute changed.
+                F.iff(changed, now, col("_t_updated_at")).alias("_updated_at"),
+                F.iff(changed, run_id, col("_t_run_id")).alias("_run_id"),
+            )
+
+            (accepted, distinct, matched, updated), = decided.agg(
+                F.sum(col("_copies")),
+                F.count(lit(1)),
+                F.count(col("_matched")),
+                F.sum(F.iff(col("_updated"), lit(1), lit(0))),
+            ).collect()
+
+            target.merge(
+                decided,
+                target[key] == decided[key],
+                [
+                    when_matched(decided["_wins"]).update({
+                        **{c: decided[c] for c in columns if c != key},
+                        "updated_at": decided["_updated_at"],
+                        "run_id": decided["_run_id"],
+                    }),
+                    when_not_matched().insert({
+                        **{c: decided[c] for c in columns}, "created_at": now, "updated_at": now, "run_id": run_id,
+                    }),
+                ],
+            )
+        accepted, distinct, matched, updated = (_count(v) for v in (accepted, distinct, matched, updated))
+        inserted = distinct - matched
+        return MergeCounts(
+            target_table.name,
+            accepted=accepted,
+            inserted=inserted,
+            updated=updated,
+            unchanged=distinct - inserted - updated,
+            collapsed=accepted - distinct,
+        )
+
+    # -- checks and logs -------------------------------------------------------------------
+
+    def _metric(self, check: Check) -> Metric:
+        frame = self._table(check.table)
+        if check.type is CheckType.ROW_COUNT:
+            n = int(frame.count())
+            return Metric(float(n), n)
+        column = col(check.column or "")
+        text = F.trim(column.cast(StringType()))
+        value = F.iff(text == lit(""), _null(StringType()), text)
+        if check.type is CheckType.NULL_COUNT:
+            measure = F.sum(F.iff(value.is_null(), lit(1), lit(0)))
+        elif check.type is CheckType.DUPLICATE_COUNT:
+            measure = F.count(value) - F.count_distinct(value)
+        else:
+            raise ValueError(f"check type {check.type} is not supported by the Snowflake engine")
+        (measured, total), = frame.agg(measure, F.count(lit(1))).collect()
+        return Metric(float(_count(measured)), _count(total))
+
+    def metrics(self, checks: Sequence[Check]) -> list[Metric]:
+        """One measurement per check, in order; a failing query gives a Metric with ``error``."""
+        out = []
+        for check in checks:
+            try:
+                out.append(self._metric(check))
+            except (SnowparkClientException, ValueError, KeyError) as exc:
+                out.append(Metric(None, 0, error=(str(exc).strip().splitlines() or [type(exc).__name__])[0]))
+        return out
+
+    def write_log(self, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str] = ()) -> None:
+        """Append ``rows`` to a log table; with ``key``, replace rows having the same key first."""
+        if not rows:
+            return
+        schema = struct_type(table)
+        data = [[_plain(row.get(c)) for c in table.column_names] for row in rows]
+        run_id = next((r.get("run_id") for r in rows if r.get("run_id")), None)
+        # Without a key this is one append, atomic by itself: nothing to roll back.
+        with self._step(run_id, f"log:{table.name}", [table] if key else []):
+            target = self._table(table)
+            if key:
+                types = {c.name: TYPES[c.type] for c in table.columns}
+                same = [_all(col(k).equal_null(lit(_plain(row.get(k))).cast(types[k])) for k in key) for row in rows]
+                target.delete(_any(same))
+            # Snowpark sends up to 512 values inline; more go through a temporary table, whose
+            # CREATE (DDL) would commit the open transaction. So: frames below that size.
+            per_frame = max(1, (INLINE_VALUES - 1) // len(table.columns))
+            for start in range(0, len(data), per_frame):
+                frame = self.session.create_dataframe(data[start:start + per_frame], schema)
+                frame.write.save_as_table(self._name(table), mode="append", column_order="name")
+
+    def table_counts(self) -> dict[str, int]:
+        """Row count of every model table."""
+        return {t.name: int(self._table(t).count()) for t in TABLES}
+
+    def read_table(self, table: Table, *, where: dict[str, Any] | None = None,
+                   order_by: Sequence[str] = (), limit: int | None = None) -> pd.DataFrame:
+        """Rows of a model table as pandas: lower-case columns in model order, None for NULL."""
+        frame: DataFrame = self._table(table)
+        for name, value in (where or {}).items():
+            frame = frame.filter(col(table.column(name).name) == lit(value))
+        if order_by:
+            parts = [o.split() for o in order_by]
+            # NULLS LAST both ways, as in the DuckDB engine.
+            frame = frame.sort([
+                col(table.column(p[0]).name).desc_nulls_last() if p[1:] == ["desc"]
+                else col(table.column(p[0]).name).asc_nulls_last()
+                for p in parts
+            ])
+        if limit is not None:
+            frame = frame.limit(int(limit))
+        collected = frame.select(*[col(c) for c in table.column_names]).collect()
+        return _to_pandas(table, collected)
+
+
+def _any(conditions: Iterable[Column]) -> Column:
+    items = list(conditions)
+    out = items[0]
+    for c in items[1:]:
+        out = out | c
+    return out
+
+
+def _all(conditions: Iterable[Column]) -> Column:
+    items = list(conditions)
+    out = items[0]
+    for c in items[1:]:
+        out = out & c
+    return out
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value is pd.NaT
+
+
+def _count(value: Any) -> int:
+    """An aggregate as an int: a SUM over no rows is NULL on Snowflake (and NaN locally)."""
+    return 0 if _missing(value) else int(value)
+
+
+def _to_pandas(table: Table, rows: list[Row]) -> pd.DataFrame:
+    """Collected rows as a frame typed like the DuckDB engine's: Int64, datetime64, object with None."""
+    data: dict[str, Any] = {}
+    for i, c in enumerate(table.columns):
+        values = [None if _missing(r[i]) else r[i] for r in rows]
+        if c.type is ColumnType.BIGINT:
+            data[c.name] = pd.array([None if v is None else int(v) for v in values], dtype="Int64")
+        elif c.type is ColumnType.DOUBLE:
+            data[c.name] = pd.Series([None if v is None else float(v) for v in values], dtype="float64")
+        elif c.type in (ColumnType.DATE, ColumnType.TIMESTAMP):
+            data[c.name] = pd.Series(pd.to_datetime(values), dtype="datetime64[us]")
+        else:
+            data[c.name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(data, columns=table.column_names)
