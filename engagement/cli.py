@@ -182,9 +182,12 @@ def status(
 
     def work() -> None:
         from engagement.engines import create_engine
+        from engagement.exceptions import ConfigError
         from engagement.history import recent_runs
 
         settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection)
+        if settings.engine == "snowpark-local":
+            raise ConfigError("snowpark-local keeps nothing between commands; use --engine duckdb or snowflake")
         eng = create_engine(settings, read_only=True)
         try:
             runs = recent_runs(eng, limit)

@@ -102,6 +102,7 @@ def test_failed_check_exits_1(tmp_path: Path) -> None:
         (["run"], {"ENGAGEMENT_LOG_LEVEL": "loud"}, ["ENGAGEMENT_LOG_LEVEL"]),
         (["generate", "--out", "o", "--defect-rate", "2"], {}, ["defect_rate"]),
         (["status", "--warehouse", "missing.duckdb"], {}, ["missing.duckdb", "engagement run"]),
+        (["status", "--engine", "snowpark-local"], {}, ["keeps nothing between commands"]),
     ],
 )
 def test_usage_and_config_errors_exit_2_with_one_line(tmp_path: Path, args, env, words) -> None:
