@@ -81,8 +81,9 @@ def main() -> int:
     for first, again in zip(results[0][1].steps, results[-1][1].steps):
         rows_in = first.rows_read or 0
         rate = rows_in / first.seconds if first.seconds and first.step in ("ingest", "merge") else None
+        shown = f"{first.files} files" if first.step == "discover" else f"{rows_in:,}"
         lines.append(
-            f"| {first.step} | {first.table_name or ''} | {rows_in:,} | {first.seconds:.2f} | "
+            f"| {first.step} | {first.table_name or ''} | {shown} | {first.seconds:.2f} | "
             f"{f'{rate:,.0f}' if rate else ''} | {again.seconds:.2f} |"
         )
         out_steps.append({"step": first.step, "table": first.table_name, "rows": rows_in,
