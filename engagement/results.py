@@ -55,6 +55,13 @@ class MergeCounts:
     unchanged: int
     collapsed: int  # extra copies of a key in this load; one copy per key goes on to the MERGE
 
+    @classmethod
+    def from_totals(cls, table: str, *, accepted: int, distinct: int, inserted: int, updated: int) -> MergeCounts:
+        """Counts from what an engine measures: accepted rows, distinct keys, rows inserted and updated."""
+        accepted, distinct, inserted, updated = (int(v) for v in (accepted, distinct, inserted, updated))
+        return cls(table, accepted=accepted, inserted=inserted, updated=updated,
+                   unchanged=distinct - inserted - updated, collapsed=accepted - distinct)
+
 
 @dataclass
 class Metric:

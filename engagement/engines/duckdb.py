@@ -284,15 +284,8 @@ class DuckDBEngine:
                 {"now": run.started_at, "run": run.run_id},
             )
             self.con.execute("DROP TABLE _staged")
-        accepted, distinct = int(accepted), int(distinct)
-        return MergeCounts(
-            target.name,
-            accepted=accepted,
-            inserted=inserted,
-            updated=updated,
-            unchanged=distinct - inserted - updated,
-            collapsed=accepted - distinct,
-        )
+        return MergeCounts.from_totals(target.name, accepted=accepted, distinct=distinct,
+                                       inserted=inserted, updated=updated)
 
     # -- checks and logs -------------------------------------------------------------------
 

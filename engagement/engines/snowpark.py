@@ -535,15 +535,8 @@ class SnowparkEngine:
                 ],
             )
         accepted, distinct, matched, updated = (_count(v) for v in (accepted, distinct, matched, updated))
-        inserted = distinct - matched
-        return MergeCounts(
-            target_table.name,
-            accepted=accepted,
-            inserted=inserted,
-            updated=updated,
-            unchanged=distinct - inserted - updated,
-            collapsed=accepted - distinct,
-        )
+        return MergeCounts.from_totals(target_table.name, accepted=accepted, distinct=distinct,
+                                       inserted=distinct - matched, updated=updated)
 
     # -- checks and logs -------------------------------------------------------------------
 
