@@ -13,6 +13,7 @@ follow :class:`engagement.engines.duckdb.DuckDBEngine` rule for rule.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -64,6 +65,7 @@ from engagement.readers import read_csv_records, read_json_records
 from engagement.results import IngestCounts, MergeCounts, Metric
 from engagement.sources import SourceFile
 
+log = logging.getLogger("engagement")
 NTZ = TimestampType(TimestampTimeZone.NTZ)
 TYPES: dict[ColumnType, DataType] = {
     ColumnType.VARCHAR: StringType(),
@@ -520,7 +522,7 @@ class SnowparkEngine:
                 F.sum(F.iff(col("_updated"), lit(1), lit(0))),
             ).collect()
 
-            target.merge(
+            result = target.merge(
                 decided,
                 target[key] == decided[key],
                 [
@@ -534,7 +536,15 @@ class SnowparkEngine:
                     }),
                 ],
             )
-        accepted, distinct, matched, updated = (_count(v) for v in (accepted, distinct, matched, updated))
+            accepted, distinct, matched, updated = (_count(v) for v in (accepted, distinct, matched, updated))
+            # The MERGE's own counts must agree with the classification; its rows_updated also
+            # counts copies that only moved the lineage (same attributes, a newer position).
+            log.info("MERGE INTO %s: %s", target_table.name, result)
+            if int(result.rows_inserted) != distinct - matched or int(result.rows_updated) < updated:
+                raise WarehouseError(
+                    f"MERGE INTO {target_table.name} reported {result} but {distinct - matched} new keys and "
+                    f"{updated} changed rows were counted; the step was rolled back"
+                )
         return MergeCounts.from_totals(target_table.name, accepted=accepted, distinct=distinct,
                                        inserted=distinct - matched, updated=updated)
 
