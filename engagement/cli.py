@@ -57,6 +57,10 @@ ConnectionOpt = Annotated[
     str | None,
     typer.Option("--connection", "-c", help="Snowflake connection name in connections.toml (env ENGAGEMENT_SNOWFLAKE_CONNECTION)."),
 ]
+ChecksOpt = Annotated[
+    Path | None,
+    typer.Option("--checks", help="YAML file of data-quality checks (env ENGAGEMENT_CHECKS_FILE; default: the package's checks.yml)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables and progress.")]
 
 
@@ -138,6 +142,7 @@ def run(
     warehouse: WarehouseOpt = None,
     engine: EngineOpt = None,
     connection: ConnectionOpt = None,
+    checks: ChecksOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest the source, MERGE dim_customer and fact_click_events, run the checks, print a summary.
@@ -147,25 +152,59 @@ def run(
     """
 
     def work() -> ExitCode:
-        from engagement.engines import create_engine
-        from engagement.pipeline import Observer, run_pipeline
-        from engagement.report import exit_code, live_progress, summary
+        from engagement.pipeline import run_pipeline
 
-        settings = _settings(source=source, warehouse=warehouse, engine=engine, snowflake_connection=connection)
-        eng = create_engine(settings)
-        try:
-            if as_json:
-                result = run_pipeline(eng, settings.source, observer=Observer())
-            else:
-                with live_progress(err_console) as observer:
-                    result = run_pipeline(eng, settings.source, observer=observer)
-        finally:
-            eng.close()
+        settings = _settings(source=source, warehouse=warehouse, engine=engine, snowflake_connection=connection,
+                             checks_file=checks)
+        return _execute(settings, as_json, lambda eng, obs, checks: run_pipeline(
+            eng, settings.source, checks=checks, observer=obs))
+
+    raise typer.Exit(_guard(work))
+
+
+def _execute(settings, as_json: bool, go) -> ExitCode:
+    """Validate the checks, open the engine, run ``go`` with progress (or quietly for --json), report."""
+    from engagement.check_file import load_checks
+    from engagement.engines import create_engine
+    from engagement.pipeline import Observer
+    from engagement.report import exit_code, live_progress, summary
+
+    checks = load_checks(settings.checks_file)  # a bad checks file stops before anything is written
+    eng = create_engine(settings)
+    try:
         if as_json:
-            print(json.dumps(result.to_json(), default=str))
+            result = go(eng, Observer(), checks)
         else:
-            out_console.print(summary(result, str(settings.log_dir / "engagement.log")))
-        return exit_code(result)
+            with live_progress(err_console) as observer:
+                result = go(eng, observer, checks)
+    finally:
+        eng.close()
+    if as_json:
+        print(json.dumps(result.to_json(), default=str))
+    else:
+        out_console.print(summary(result, str(settings.log_dir / "engagement.log")))
+    return exit_code(result)
+
+
+@app.command("checks")
+def checks_command(
+    warehouse: WarehouseOpt = None,
+    engine: EngineOpt = None,
+    connection: ConnectionOpt = None,
+    checks: ChecksOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the data-quality checks alone against the warehouse as it is (logged as a run of its own).
+
+    Exit code 0 when no check FAILED, 1 when one did, 2 for a usage or configuration error
+    (including an invalid checks file), 3 when a check could not be measured.
+    """
+
+    def work() -> ExitCode:
+        from engagement.pipeline import run_checks_only
+
+        settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection, checks_file=checks)
+        return _execute(settings, as_json, lambda eng, obs, checks: run_checks_only(eng, checks=checks, observer=obs))
 
     raise typer.Exit(_guard(work))
 
@@ -203,7 +242,8 @@ def status(
 
         table = Table(title=f"Last runs in {settings.warehouse}", title_justify="left")
         for col in ("run_id", "status", "checks", "started (UTC)", "seconds", "read", "rejected", "error"):
-            table.add_column(col, justify="right" if col in ("seconds", "read", "rejected") else "left")
+            table.add_column(col, justify="right" if col in ("seconds", "read", "rejected") else "left",
+                             no_wrap=col in ("run_id", "started (UTC)"))
         for r in runs:
             table.add_row(r["run_id"], r["status"], r["checks"] or "-", f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
                           f"{r['seconds']:.1f}" if r["seconds"] is not None else "",

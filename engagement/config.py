@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     schema_name: str = Field("main", alias="ENGAGEMENT_SCHEMA", description="Schema holding the tables.")
     log_dir: Path = Field(Path("logs"), description="Folder for the local log file (one line per event, with the run id).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log file level.")
+    checks_file: Path | None = Field(None, description="YAML file of data-quality checks; default: the package's checks.yml.")
 
     # Snowflake (engines snowflake and snowpark-local)
     snowflake_connection: str | None = Field(

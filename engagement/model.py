@@ -299,6 +299,9 @@ class CheckType(StrEnum):
 class Check:
     """A data-quality check: a metric on a table (and column) against thresholds.
 
+    Checks are declared in ``engagement/checks.yml`` (or a user's file, see
+    :mod:`engagement.check_file`).
+
     For ``null_count`` / ``duplicate_count`` the metric is a count of bad rows
     and the check goes WARN above ``warn`` and FAILED above ``fail``; a
     threshold ending in ``%`` is a share of the table's rows. For
@@ -312,20 +315,5 @@ class Check:
     warn: str | None = None
     fail: str | None = None
     dimension: str = "completeness"
+    owner: str | None = None
     description: str = ""
-
-
-DEFAULT_CHECKS: tuple[Check, ...] = (
-    Check("raw_customer_id_not_null", CheckType.NULL_COUNT, RAW_CUSTOMERS.name, "customer_id",
-          warn="0", fail="5%", dimension="completeness",
-          description="Customer rows that arrived without a customer_id."),
-    Check("raw_customer_id_unique", CheckType.DUPLICATE_COUNT, RAW_CUSTOMERS.name, "customer_id",
-          warn="0", fail="25%", dimension="uniqueness",
-          description="Extra copies of a customer_id in the landed files. Re-sent customers are"
-                      " expected (the last copy wins), so only a flood of copies fails."),
-    *(
-        Check(f"{t.name}_row_count", CheckType.ROW_COUNT, t.name, warn=None, fail="1",
-              dimension="completeness", description=f"{t.name} must not be empty.")
-        for t in (RAW_CUSTOMERS, RAW_EVENTS, DIM_CUSTOMER, FACT_EVENTS)
-    ),
-)

@@ -17,8 +17,9 @@ from pathlib import Path
 from engagement import checks as check_rules
 from engagement.engines.base import Engine, RunContext
 from engagement.exceptions import EngagementError
-from engagement.model import DEFAULT_CHECKS, DQ_CHECK_LOGS, INGESTION_LOGS, SOURCES, Check
-from engagement.results import RunResult, StepResult, StepStatus
+from engagement.check_file import load_checks
+from engagement.model import DQ_CHECK_LOGS, INGESTION_LOGS, SOURCES, Check
+from engagement.results import CheckResult, RunResult, StepResult, StepStatus
 from engagement.sources import SourceFile, check_root, describe_patterns, discover
 
 log = logging.getLogger("engagement")
@@ -59,6 +60,36 @@ class _Run:
         self.ctx = RunContext(run_id, utcnow(), engine.name, source)
         self.result = RunResult(run_id, engine.name, source, engine.location)
         self.log = logging.LoggerAdapter(log, {"run_id": run_id})
+        self.run_step = StepResult("run", None, StepStatus.STARTED, self.ctx.started_at)
+
+    def start(self) -> None:
+        """Log the run's STARTED row (it stays STARTED if the process dies)."""
+        self._write(self.run_step)
+        self.log.info("run started: engine=%s source=%s warehouse=%s",
+                      self.engine.name, self.ctx.source, self.engine.location)
+
+    def finish(self, ok: bool) -> RunResult:
+        """Close the run's row, count the tables, and return the result."""
+        step = self.run_step
+        step.status = StepStatus.SUCCEEDED if ok else StepStatus.ERROR
+        step.error_message = self.result.error
+        step.finished_at = utcnow()
+        self._write(step)
+        self.result.status = step.status
+        self.result.tables = self.engine.table_counts()
+        self.log.info("run %s in %.2fs", step.status.value, step.seconds)
+        return self.result
+
+    def checks(self, checks: Sequence[Check]) -> bool:
+        """The checks step: measure, evaluate, append to dq_check_logs."""
+
+        def work(step: StepResult) -> None:
+            self.result.checks = run_checks(self.engine, checks, self.ctx.run_id)
+            step.rows_read = len(self.result.checks)
+            for r in self.result.checks:
+                self.log.log(logging.INFO if r.status.value == "PASSED" else logging.WARNING, "check %s", r.message)
+
+        return self.step("checks", DQ_CHECK_LOGS.name, work)
 
     def _write(self, step: StepResult) -> None:
         row = {**vars(step), "run_id": self.ctx.run_id, "engine": self.ctx.engine, "source": self.ctx.source,
@@ -92,20 +123,20 @@ def run_pipeline(
     source: str | Path,
     *,
     run_id: str | None = None,
-    checks: Sequence[Check] = DEFAULT_CHECKS,
+    checks: Sequence[Check] | None = None,
     observer: Observer | None = None,
 ) -> RunResult:
     """Ingest every source under ``source``, MERGE the targets, run ``checks``; return what happened.
 
-    Raises ConfigError (before anything is written) when ``source`` is no
-    folder. Any later problem is recorded as an ERROR step and in the result.
+    ``checks`` default to the package's ``checks.yml``. Raises ConfigError
+    (before anything is written) when ``source`` is no folder or the checks are
+    invalid. Any later problem is recorded as an ERROR step and in the result.
     """
     root = check_root(source)
+    checks = load_checks() if checks is None else checks
     engine.setup()
     run = _Run(engine, str(source), run_id or new_run_id(), observer or Observer())
-    run_step = StepResult("run", None, StepStatus.STARTED, run.ctx.started_at)
-    run._write(run_step)
-    run.log.info("run started: engine=%s source=%s warehouse=%s", engine.name, source, engine.location)
+    run.start()
 
     files: dict[str, list[SourceFile]] = {}
 
@@ -143,28 +174,23 @@ def run_pipeline(
 
         ok = run.step("merge", s.target.name, merge)
     if ok:
-        ok = run.step("checks", DQ_CHECK_LOGS.name, lambda step: _run_checks(run, checks, step))
-
-    run_step.status = StepStatus.SUCCEEDED if ok else StepStatus.ERROR
-    run_step.error_message = run.result.error
-    run_step.finished_at = utcnow()
-    run._write(run_step)
-    run.result.status = run_step.status
-    run.result.tables = engine.table_counts()
-    run.log.info("run %s in %.2fs", run_step.status.value, run_step.seconds)
-    return run.result
+        ok = run.checks(checks)
+    return run.finish(ok)
 
 
-def _run_checks(run: _Run, checks: Sequence[Check], step: StepResult) -> None:
-    results = run_checks(run.engine, checks, run.ctx.run_id)
-    run.result.checks = results
-    step.rows_read = len(results)
-    for r in results:
-        level = logging.INFO if r.status.value == "PASSED" else logging.WARNING
-        run.log.log(level, "check %s", r.message)
+def run_checks_only(
+    engine: Engine, *, checks: Sequence[Check] | None = None, run_id: str | None = None,
+    observer: Observer | None = None,
+) -> RunResult:
+    """Run only the checks, against the warehouse as it is, as a run of its own (logged like any run)."""
+    checks = load_checks() if checks is None else checks
+    engine.setup()
+    run = _Run(engine, "(checks only)", run_id or new_run_id(), observer or Observer())
+    run.start()
+    return run.finish(run.checks(checks))
 
 
-def run_checks(engine: Engine, checks: Sequence[Check], run_id: str) -> list:
+def run_checks(engine: Engine, checks: Sequence[Check], run_id: str) -> list[CheckResult]:
     """Measure and evaluate ``checks``, and append them to ``dq_check_logs`` under ``run_id``."""
     results = check_rules.evaluate_all(checks, engine.metrics(checks))
     now = utcnow()

@@ -110,6 +110,25 @@ class DuckDBEngine:
                 # No PRIMARY KEY: the MERGE keeps keys unique and the checks verify it; an ART
                 # index on 10M keys would cost memory and slow every load.
                 self.con.execute(f"CREATE TABLE IF NOT EXISTS {self._t(table)} ({cols})")
+                self._add_missing_columns(table)
+
+    def _add_missing_columns(self, table: Table) -> None:
+        """Bring a table made by an older version up to the model: add its new nullable columns."""
+        present = {
+            name for (name,) in self.con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                [self.schema, table.name],
+            ).fetchall()
+        }
+        for c in table.columns:
+            if c.name in present:
+                continue
+            if not c.nullable:
+                raise WarehouseError(
+                    f"{table.name} in {self.path} lacks the required column {c.name} (made by an older version); "
+                    "move that warehouse file away and run again"
+                )
+            self.con.execute(f"ALTER TABLE {self._t(table)} ADD COLUMN {quote(c.name)} {TYPES[c.type]}")
 
     # -- ingest ----------------------------------------------------------------------------
 

@@ -1,0 +1,89 @@
+"""The checks file: the default declarations, validation with one-line errors, and user overrides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engagement.check_file import DEFAULT_FILE, load_checks
+from engagement.exceptions import ConfigError, ExitCode
+from engagement.model import CheckType
+from tests.test_cli import GOOD, cli
+from tests.conftest import write_files
+
+
+def test_default_checks_are_the_designs_three_kinds() -> None:
+    checks = {c.name: c for c in load_checks()}
+    assert checks["raw_customer_id_not_null"].type is CheckType.NULL_COUNT
+    assert (checks["raw_customer_id_not_null"].warn, checks["raw_customer_id_not_null"].fail) == ("0", "5%")
+    assert checks["raw_customer_id_unique"].type is CheckType.DUPLICATE_COUNT
+    assert {c.table for c in checks.values() if c.type is CheckType.ROW_COUNT} == {
+        "raw_customer_demographics", "raw_clickstream_events", "dim_customer", "fact_click_events"}
+    assert DEFAULT_FILE.name == "checks.yml"
+
+
+ENTRY = "  - name: c1\n    type: null_count\n    table: dim_customer\n    column: email\n    warn: 0\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("checks: [", ["not valid YAML", "line"]),
+        ("other: 1\n", ["non-empty list under 'checks:'"]),
+        ("checks:\n" + ENTRY.replace("null_count", "nul_count"), ["check c1", "type", "null_count"]),
+        ("checks:\n" + ENTRY.replace("dim_customer", "dim_customers"), ["check c1", "'dim_customers'", "not a table"]),
+        ("checks:\n" + ENTRY.replace("email", "e_mail"), ["dim_customer has no column 'e_mail'"]),
+        ("checks:\n" + ENTRY.replace("warn: 0", "warn: lots"), ["threshold 'lots'"]),
+        ("checks:\n" + ENTRY.replace("warn: 0", "warn: 0\n    owner: ann\n    colour: red"), ["colour"]),
+        ("checks:\n" + ENTRY.replace("    column: email\n", ""), ["null_count needs a column"]),
+        ("checks:\n" + ENTRY.replace("    warn: 0\n", ""), ["warn or a fail threshold"]),
+        ("checks:\n" + ENTRY + ENTRY, ["'c1' is used twice"]),
+        ("checks:\n  - name: r\n    type: row_count\n    table: dim_customer\n    fail: 5%\n", ["not shares"]),
+    ],
+)
+def test_invalid_checks_files_name_the_problem(tmp_path: Path, text: str, words: list[str]) -> None:
+    path = tmp_path / "checks.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_checks(path)
+    message = str(err.value)
+    assert err.value.exit_code == ExitCode.USAGE and "\n" not in message
+    for word in words:
+        assert word in message, message
+
+
+def test_a_missing_checks_file_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="ENGAGEMENT_CHECKS_FILE"):
+        load_checks(tmp_path / "nope.yml")
+
+
+def test_user_checks_replace_the_defaults_and_run_alone(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", GOOD)
+    (tmp_path / "mine.yml").write_text(
+        "checks:\n"
+        "  - name: emails_present\n    type: null_count\n    table: dim_customer\n    column: email\n"
+        "    warn: 0\n    fail: 0\n    dimension: completeness\n    owner: crm-team\n"
+        "  - name: enough_events\n    type: row_count\n    table: fact_click_events\n    warn: 10\n    fail: 1\n"
+    )
+    proc = cli(tmp_path, "run", "-s", "src", "-w", "w.duckdb", "--checks", "mine.yml", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [(c["check_name"], c["status"]) for c in json.loads(proc.stdout)["checks"]] == [
+        ("emails_present", "PASSED"), ("enough_events", "WARN")]
+
+    alone = cli(tmp_path, "checks", "-w", "w.duckdb", "--json", env={"ENGAGEMENT_CHECKS_FILE": "mine.yml"})
+    assert alone.returncode == 0, alone.stderr
+    doc = json.loads(alone.stdout)
+    assert [s["step"] for s in doc["steps"]] == ["checks"] and len(doc["checks"]) == 2
+    runs = json.loads(cli(tmp_path, "status", "-w", "w.duckdb", "--json").stdout)
+    assert runs[0]["run_id"] == doc["run_id"] and runs[0]["checks"] == "WARN"
+
+
+def test_checks_command_exits_1_on_a_failed_check_and_2_on_a_bad_file(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", {"customers/c.csv": GOOD["customers/c.csv"]})
+    assert cli(tmp_path, "run", "-s", "src", "-w", "w.duckdb").returncode == 1  # no events: row_count FAILED
+    assert cli(tmp_path, "checks", "-w", "w.duckdb").returncode == 1
+    (tmp_path / "bad.yml").write_text("checks: []\n")
+    bad = cli(tmp_path, "checks", "-w", "w.duckdb", "--checks", "bad.yml")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: checks file") and "Traceback" not in bad.stderr
