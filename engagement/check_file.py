@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,23 @@ from typing import Any
 import yaml
 
 from engagement.exceptions import ConfigError
-from engagement.model import TABLES_BY_NAME, Check, CheckType
+from engagement.model import TABLES_BY_NAME, Check, CheckType, ColumnType, Table
 
 DEFAULT_FILE = Path(__file__).with_name("checks.yml")
 DIMENSIONS = ("completeness", "uniqueness", "validity", "timeliness", "consistency")
 THRESHOLD = re.compile(r"^\d+(\.\d+)?%?$")
 KEYS = tuple(f.name for f in dataclasses.fields(Check))
 REQUIRED = ("name", "type", "table")
+# The keys only some types take, and which.
+TYPE_KEYS = {
+    "values": CheckType.ACCEPTED_VALUES,
+    "min": CheckType.VALUE_RANGE,
+    "max": CheckType.VALUE_RANGE,
+    "pattern": CheckType.PATTERN,
+    "ref_table": CheckType.REFERENTIAL_INTEGRITY,
+    "ref_column": CheckType.REFERENTIAL_INTEGRITY,
+}
+NUMERIC = (ColumnType.BIGINT, ColumnType.DOUBLE)
 
 
 def _threshold(value: Any) -> str | None:
@@ -61,7 +72,60 @@ def _check(entry: Any) -> Check:
     if warn is None and fail is None:
         raise ValueError("give a warn or a fail threshold (or both)")
     return Check(**{**entry, "name": str(entry["name"]), "type": kind, "warn": warn, "fail": fail,
-                    "dimension": dimension})
+                    "dimension": dimension, **_type_keys(kind, entry, table)})
+
+
+def _number(key: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{key} {value!r} must be a number")
+    return float(value)
+
+
+def _type_keys(kind: CheckType, entry: dict[str, Any], table: Table) -> dict[str, Any]:
+    """The keys only some check types take, validated and converted."""
+    for key, owner in TYPE_KEYS.items():
+        if entry.get(key) is not None and kind is not owner:
+            raise ValueError(f"{key} applies only to {owner.value} checks")
+    if kind is CheckType.ACCEPTED_VALUES:
+        values = entry.get("values")
+        if (not isinstance(values, list) or not values
+                or any(isinstance(v, bool) or not isinstance(v, (str, int, float)) for v in values)):
+            raise ValueError("accepted_values needs values: a non-empty list of strings or numbers")
+        return {"values": tuple(str(v) for v in values)}
+    if kind is CheckType.VALUE_RANGE:
+        low, high = _number("min", entry.get("min")), _number("max", entry.get("max"))
+        if low is None and high is None:
+            raise ValueError("value_range needs a min or a max (or both)")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"min {entry['min']!r} is above max {entry['max']!r}")
+        column = table.column(entry["column"])
+        if column.type not in NUMERIC:
+            raise ValueError(f"value_range needs a numeric column; {table.name}.{column.name} is {column.type.value}")
+        return {"min": low, "max": high}
+    if kind is CheckType.PATTERN:
+        pattern = entry.get("pattern")
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError("pattern needs pattern: a regular expression (POSIX ERE syntax)")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+        if re.search(r"(?<!\\)\(\?", pattern):  # (?=...), (?i) ...; an escaped \(? is fine
+            raise ValueError(f"pattern {pattern!r} uses (?...), which Snowflake and DuckDB do not share; use POSIX ERE")
+        return {"pattern": pattern}
+    if kind is CheckType.REFERENTIAL_INTEGRITY:
+        missing = [k for k in ("ref_table", "ref_column") if entry.get(k) in (None, "")]
+        if missing:
+            raise ValueError(f"referential_integrity needs {' and '.join(missing)}")
+        ref = TABLES_BY_NAME.get(entry["ref_table"])
+        if ref is None:
+            raise ValueError(f"ref_table {entry['ref_table']!r} is not a table of the model ({', '.join(TABLES_BY_NAME)})")
+        if entry["ref_column"] not in ref.column_names:
+            raise ValueError(f"{ref.name} has no column {entry['ref_column']!r}")
+        return {"ref_table": ref.name, "ref_column": str(entry["ref_column"])}
+    return {}
 
 
 def load_checks(path: Path | None = None) -> tuple[Check, ...]:

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
 
 from engagement.model import Check, CheckType
 from engagement.results import CheckResult, CheckStatus, Metric
+
+
+SAMPLE_SIZE = 5  # failing values kept per check
+
+
+def sample_text(values: Iterable[Any]) -> list[str]:
+    """Failing values as the sample shows them: text, sorted, whole numbers without ``.0``
+    (engines return a BIGINT as int, float or Decimal), NULL/NaN left out."""
+    out = set()
+    for v in values:
+        if v is None or (isinstance(v, float) and v != v):
+            continue
+        if isinstance(v, (float, Decimal)) and math.isfinite(v) and v == int(v):
+            v = int(v)
+        out.add(str(v))
+    return sorted(out)[:SAMPLE_SIZE]
 
 
 def threshold(spec: str | None, total: int) -> float | None:
@@ -16,6 +35,16 @@ def threshold(spec: str | None, total: int) -> float | None:
     if spec.endswith("%"):
         return float(spec[:-1]) / 100.0 * total
     return float(spec)
+
+
+def _bound(value: float | None, missing: str) -> str:
+    if value is None:
+        return missing
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _range(check: Check) -> str:
+    return f"[{_bound(check.min, '-inf')}, {_bound(check.max, '+inf')}]"
 
 
 def evaluate(check: Check, metric: Metric) -> CheckResult:
@@ -39,6 +68,10 @@ def evaluate(check: Check, metric: Metric) -> CheckResult:
             CheckType.NULL_COUNT: "null or empty values",
             CheckType.DUPLICATE_COUNT: "duplicate values",
             CheckType.ROW_COUNT: "rows",
+            CheckType.ACCEPTED_VALUES: "values not in the accepted set",
+            CheckType.VALUE_RANGE: f"values outside {_range(check)}",
+            CheckType.PATTERN: f"values not matching {check.pattern}",
+            CheckType.REFERENTIAL_INTEGRITY: f"values not found in {check.ref_table}.{check.ref_column}",
         }[check.type]
         message = f"{subject}: {value:g} {what} of {metric.total} rows ({spec}) -> {status.value}"
     return CheckResult(

@@ -293,6 +293,10 @@ class CheckType(StrEnum):
     NULL_COUNT = "null_count"
     DUPLICATE_COUNT = "duplicate_count"
     ROW_COUNT = "row_count"
+    ACCEPTED_VALUES = "accepted_values"
+    VALUE_RANGE = "value_range"
+    PATTERN = "pattern"
+    REFERENTIAL_INTEGRITY = "referential_integrity"
 
 
 @dataclass(frozen=True)
@@ -302,10 +306,21 @@ class Check:
     Checks are declared in ``engagement/checks.yml`` (or a user's file, see
     :mod:`engagement.check_file`).
 
-    For ``null_count`` / ``duplicate_count`` the metric is a count of bad rows
-    and the check goes WARN above ``warn`` and FAILED above ``fail``; a
-    threshold ending in ``%`` is a share of the table's rows. For
-    ``row_count`` the thresholds are minimums: WARN/FAILED *below* them.
+    For every type but ``row_count`` the metric is a count of bad rows and the
+    check goes WARN above ``warn`` and FAILED above ``fail``; a threshold
+    ending in ``%`` is a share of the table's rows. For ``row_count`` the
+    thresholds are minimums: WARN/FAILED *below* them. The bad rows, per type
+    (NULL values are never bad, except for ``null_count``):
+
+    - ``null_count``: the column is NULL or empty (after trimming).
+    - ``duplicate_count``: extra copies of a (trimmed, non-empty) value.
+    - ``accepted_values``: the value is not one of ``values`` (compared as text).
+    - ``value_range``: the (numeric) value is below ``min`` or above ``max``;
+      either bound may be left out.
+    - ``pattern``: the text does not match the regular expression ``pattern``
+      as a whole (POSIX ERE syntax, which Python, DuckDB and Snowflake share).
+    - ``referential_integrity``: the value has no match in
+      ``ref_table.ref_column``.
     """
 
     name: str
@@ -317,3 +332,9 @@ class Check:
     dimension: str = "completeness"
     owner: str | None = None
     description: str = ""
+    values: tuple[str, ...] | None = None  # accepted_values
+    min: float | None = None  # value_range
+    max: float | None = None  # value_range
+    pattern: str | None = None  # pattern
+    ref_table: str | None = None  # referential_integrity
+    ref_column: str | None = None  # referential_integrity

@@ -25,6 +25,11 @@ def test_default_checks_are_the_designs_three_kinds() -> None:
 
 
 ENTRY = "  - name: c1\n    type: null_count\n    table: dim_customer\n    column: email\n    warn: 0\n"
+ACCEPTED = "  - name: a\n    type: accepted_values\n    table: fact_click_events\n    column: event_type\n    warn: 0\n    values: [a, 1]\n"
+RANGE = "  - name: r\n    type: value_range\n    table: fact_click_events\n    column: duration_ms\n    warn: 0\n    min: 0\n    max: 10\n"
+PATTERN = "  - name: p\n    type: pattern\n    table: dim_customer\n    column: email\n    warn: 0\n    pattern: '[a-z]+'\n"
+REF = ("  - name: f\n    type: referential_integrity\n    table: fact_click_events\n    column: user_id\n    warn: 0\n"
+       "    ref_table: dim_customer\n    ref_column: customer_id\n")
 
 
 @pytest.mark.parametrize(
@@ -41,6 +46,28 @@ ENTRY = "  - name: c1\n    type: null_count\n    table: dim_customer\n    column
         ("checks:\n" + ENTRY.replace("    warn: 0\n", ""), ["warn or a fail threshold"]),
         ("checks:\n" + ENTRY + ENTRY, ["'c1' is used twice"]),
         ("checks:\n  - name: r\n    type: row_count\n    table: dim_customer\n    fail: 5%\n", ["not shares"]),
+        ("checks:\n" + ACCEPTED.replace("    values: [a, 1]\n", ""), ["accepted_values needs values"]),
+        ("checks:\n" + ACCEPTED.replace("[a, 1]", "[]"), ["non-empty list"]),
+        ("checks:\n" + ACCEPTED.replace("[a, 1]", "page_view"), ["non-empty list"]),
+        ("checks:\n" + ACCEPTED.replace("[a, 1]", "[a, [b]]"), ["strings or numbers"]),
+        ("checks:\n" + ACCEPTED.replace("[a, 1]", "[a, null]"), ["strings or numbers"]),
+        ("checks:\n" + RANGE.replace("    min: 0\n    max: 10\n", ""), ["value_range needs a min or a max"]),
+        ("checks:\n" + RANGE.replace("min: 0", "min: 11"), ["min 11 is above max 10"]),
+        ("checks:\n" + RANGE.replace("max: 10", "max: ten"), ["max 'ten' must be a number"]),
+        ("checks:\n" + RANGE.replace("min: 0", "min: true"), ["min True must be a number"]),
+        ("checks:\n" + RANGE.replace("duration_ms", "page_url"), ["numeric column", "page_url is VARCHAR"]),
+        ("checks:\n" + PATTERN.replace("    pattern: '[a-z]+'\n", ""), ["pattern needs pattern"]),
+        ("checks:\n" + PATTERN.replace("'[a-z]+'", "'[a-z'"), ["pattern '[a-z'", "not a valid regular expression"]),
+        ("checks:\n" + PATTERN.replace("'[a-z]+'", "'(?=a)b'"), ["POSIX ERE"]),
+        ("checks:\n" + REF.replace("    ref_column: customer_id\n", ""), ["needs ref_column"]),
+        ("checks:\n" + REF.replace("    ref_table: dim_customer\n", ""), ["needs ref_table"]),
+        ("checks:\n" + REF.replace("ref_table: dim_customer", "ref_table: customers"), ["ref_table 'customers'", "not a table"]),
+        ("checks:\n" + REF.replace("ref_column: customer_id", "ref_column: id"), ["dim_customer has no column 'id'"]),
+        ("checks:\n" + REF.replace("    column: user_id\n", ""), ["referential_integrity needs a column"]),
+        ("checks:\n" + ENTRY + "    values: [a]\n", ["values applies only to accepted_values"]),
+        ("checks:\n" + ENTRY + "    pattern: a\n", ["pattern applies only to pattern"]),
+        ("checks:\n" + ENTRY + "    max: 1\n", ["max applies only to value_range"]),
+        ("checks:\n" + RANGE + "    ref_table: dim_customer\n", ["ref_table applies only to referential_integrity"]),
     ],
 )
 def test_invalid_checks_files_name_the_problem(tmp_path: Path, text: str, words: list[str]) -> None:
@@ -52,6 +79,26 @@ def test_invalid_checks_files_name_the_problem(tmp_path: Path, text: str, words:
     assert err.value.exit_code == ExitCode.USAGE and "\n" not in message
     for word in words:
         assert word in message, message
+
+
+def test_the_value_check_keys_are_converted(tmp_path: Path) -> None:
+    path = tmp_path / "checks.yml"
+    path.write_text("checks:\n" + ACCEPTED + RANGE.replace("    min: 0\n", "") + PATTERN + REF)
+    accepted, ranged, pattern, ref = load_checks(path)
+    assert accepted.values == ("a", "1")
+    assert (ranged.min, ranged.max) == (None, 10.0) and isinstance(ranged.max, float)
+    assert pattern.pattern == "[a-z]+"
+    assert (ref.ref_table, ref.ref_column) == ("dim_customer", "customer_id")
+
+
+def test_the_default_value_checks() -> None:
+    checks = {c.name: c for c in load_checks()}
+    assert checks["fact_event_type_accepted"].values == ("page_view", "add_to_cart", "purchase", "search", "click")
+    assert (checks["fact_duration_range"].min, checks["fact_duration_range"].max) == (0, 86_400_000)
+    assert checks["dim_email_pattern"].pattern == r"^[^@ ]+@[^@ ]+\.[^@ ]+$"
+    ref = checks["fact_user_known"]
+    assert (ref.type, ref.column, ref.ref_table, ref.ref_column, ref.dimension) == (
+        CheckType.REFERENTIAL_INTEGRITY, "user_id", "dim_customer", "customer_id", "consistency")
 
 
 def test_a_missing_checks_file_is_a_usage_error(tmp_path: Path) -> None:

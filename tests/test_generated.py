@@ -50,6 +50,11 @@ def test_counts_match_the_manifest_and_add_up(engine: Engine, generated) -> None
     assert int((fact.user_id.notna() & ~fact.user_id.isin(customers)).sum()) == events["orphans"]
     assert int((~fact.event_type.isin(KNOWN_EVENT_TYPES)).sum()) == events["unknown_event_type"]
     assert fact.event_timestamp.notna().all() and (fact.duration_ms.dropna() >= 0).all()
+    checks = {c.check_name: c for c in result.checks}
+    assert checks["fact_user_known"].metric_value == events["orphans"]
+    assert checks["fact_event_type_accepted"].metric_value == events["unknown_event_type"]
+    assert checks["fact_duration_range"].metric_value == 0
+    assert all(c.status.value in ("PASSED", "WARN") for c in checks.values()), checks
 
     # the log rows say the same as the result
     logs = engine.read_table(INGESTION_LOGS, where={"run_id": result.run_id, "step": "ingest"})

@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from engagement.checks import SAMPLE_SIZE, sample_text
 from engagement.engines.base import FileCallback, RunContext
 from engagement.exceptions import ConfigError, WarehouseError, WarehouseLockedError
 from engagement.identifiers import quote
@@ -309,23 +310,46 @@ class DuckDBEngine:
     # -- checks and logs -------------------------------------------------------------------
 
     def _metric_sql(self, check: Check) -> str:
+        """One aggregate query: the metric, the table's row count and (for the value checks) a
+        sample of up to 5 distinct failing values as text."""
         table = self._t(check.table)
         if check.type is CheckType.ROW_COUNT:
-            return f"SELECT count(*), count(*) FROM {table}"
+            return f"SELECT count(*), count(*), NULL FROM {table}"
         col = quote(check.column or "")
         value = f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '')"
         if check.type is CheckType.NULL_COUNT:
-            return f"SELECT count(*) FILTER (WHERE {value} IS NULL), count(*) FROM {table}"
+            return f"SELECT count(*) FILTER (WHERE {value} IS NULL), count(*), NULL FROM {table}"
         if check.type is CheckType.DUPLICATE_COUNT:
-            return f"SELECT count({value}) - count(DISTINCT {value}), count(*) FROM {table}"
-        raise ValueError(f"check type {check.type} is not supported by the DuckDB engine")
+            return f"SELECT count({value}) - count(DISTINCT {value}), count(*), NULL FROM {table}"
+        text = f"CAST(t.{col} AS VARCHAR)"
+        source = f"{table} t"
+        if check.type is CheckType.ACCEPTED_VALUES:
+            bad = f"{text} NOT IN ({', '.join(lit(v) for v in check.values or ())})"
+        elif check.type is CheckType.VALUE_RANGE:
+            number = f"CAST(t.{col} AS DOUBLE)"
+            bad = " OR ".join([*([f"{number} < {check.min!r}"] if check.min is not None else []),
+                               *([f"{number} > {check.max!r}"] if check.max is not None else [])])
+        elif check.type is CheckType.PATTERN:
+            bad = f"NOT regexp_full_match({text}, {lit(check.pattern or '')})"
+        elif check.type is CheckType.REFERENTIAL_INTEGRITY:
+            # DISTINCT keys: the LEFT JOIN keeps exactly one row per checked row.
+            ref = f"{self._t(check.ref_table or '')}"
+            keys = f"SELECT DISTINCT CAST({quote(check.ref_column or '')} AS VARCHAR) AS k FROM {ref}"
+            source = f"{table} t LEFT JOIN ({keys}) r ON {text} = r.k"
+            bad = "r.k IS NULL"
+        else:
+            raise ValueError(f"check type {check.type} is not supported by the DuckDB engine")
+        bad = f"t.{col} IS NOT NULL AND ({bad})"
+        # The sample: the smallest failing values in the column's own order (as on Snowflake).
+        sample = f"SELECT DISTINCT t.{col} AS v FROM {source} WHERE {bad} ORDER BY v LIMIT {SAMPLE_SIZE}"
+        return f"SELECT count(*) FILTER (WHERE {bad}), count(*), (SELECT list(v) FROM ({sample})) FROM {source}"
 
     def metrics(self, checks: Sequence[Check]) -> list[Metric]:
         out = []
         for check in checks:
             try:
-                value, total = self.con.execute(self._metric_sql(check)).fetchone()
-                out.append(Metric(float(value), int(total)))
+                value, total, sample = self.con.execute(self._metric_sql(check)).fetchone()
+                out.append(Metric(float(value), int(total), sample_text(sample or [])))
             except (duckdb.Error, ValueError) as exc:
                 out.append(Metric(None, 0, error=str(exc).splitlines()[0]))
         return out

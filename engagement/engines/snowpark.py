@@ -42,6 +42,7 @@ from snowflake.snowpark.types import (
     TimestampType,
 )
 
+from engagement.checks import SAMPLE_SIZE, sample_text
 from engagement.engines import snowpark_local
 from engagement.engines.base import FileCallback, RunContext
 from engagement.engines.snowflake_ddl import create_table_sql, qualified
@@ -84,6 +85,11 @@ INLINE_VALUES = 512  # Snowpark's ARRAY_BIND_THRESHOLD: larger create_dataframe 
 def struct_type(table: Table) -> StructType:
     """The Snowpark schema of a model table (unquoted names, model types and NOT NULL flags)."""
     return StructType([StructField(c.name, TYPES[c.type], c.nullable) for c in table.columns])
+
+
+VALUE_CHECKS = (CheckType.ACCEPTED_VALUES, CheckType.VALUE_RANGE, CheckType.PATTERN,
+                CheckType.REFERENTIAL_INTEGRITY)
+REF_FOUND = "ENGAGEMENT_REF_FOUND"  # marks the reference keys a referential_integrity join found
 
 
 def _null(data_type: DataType) -> Column:
@@ -562,10 +568,51 @@ class SnowparkEngine:
             measure = F.sum(F.iff(value.is_null(), lit(1), lit(0)))
         elif check.type is CheckType.DUPLICATE_COUNT:
             measure = F.count(value) - F.count_distinct(value)
+        elif check.type in VALUE_CHECKS:
+            return self._value_metric(check, frame)
         else:
             raise ValueError(f"check type {check.type} is not supported by the Snowflake engine")
         (measured, total), = frame.agg(measure, F.count(lit(1))).collect()
         return Metric(float(_count(measured)), _count(total))
+
+    def _value_metric(self, check: Check, frame: DataFrame) -> Metric:
+        """accepted_values / value_range / pattern / referential_integrity: one aggregate over the
+        rows (NULL is never bad), then, when some rows are bad, up to 5 of their distinct values."""
+        name = check.column or ""
+        column = col(name)
+        text = column.cast(StringType())
+        if check.type is CheckType.ACCEPTED_VALUES:
+            ok = text.isin(list(check.values or ()))
+        elif check.type is CheckType.VALUE_RANGE:
+            number = column.cast(DoubleType())
+            ok = _all([*([number >= lit(check.min)] if check.min is not None else []),
+                       *([number <= lit(check.max)] if check.max is not None else [])])
+        elif check.type is CheckType.PATTERN:
+            ok = _full_match(text, check.pattern or "")
+        else:
+            # A LEFT join on a shared column name (an expression join is quadratic locally): the
+            # distinct, non-null reference keys renamed to the checked column, with a marker.
+            ref = self._table(check.ref_table or "")
+            ref = self._filtered(ref, col(check.ref_column or "").is_not_null())
+            keys = ref.select(col(check.ref_column or "").cast(StringType()).alias(name),
+                              lit(True).alias(REF_FOUND)).distinct()
+            frame = frame.select(text.alias(name)).join(keys, on=name, how="left")
+            column = col(name)
+            ok = col(REF_FOUND).is_not_null()
+        # Bad: a value that is not known to be ok. Locally every branch runs on every row; iff and
+        # coalesce keep a NULL condition from reaching a boolean operator.
+        bad = column.is_not_null() & F.iff(F.coalesce(ok, lit(False)), lit(False), lit(True))
+        (measured, total), = frame.agg(F.sum(F.iff(bad, lit(1), lit(0))), F.count(lit(1))).collect()
+        measured = _count(measured)
+        sample: list[str] = []
+        if measured:
+            # Only the value and the flag go through the filter (locally a stored frame refuses
+            # the join's marker, declared NOT NULL, holding NULL).
+            flagged = frame.select(column.alias("v"), bad.alias("bad"))
+            failing = self._filtered(flagged, col("bad")).select(col("v")).distinct()
+            rows = failing.sort(col("v").asc()).limit(SAMPLE_SIZE).collect()
+            sample = sample_text(r[0] for r in rows)
+        return Metric(float(measured), _count(total), sample)
 
     def metrics(self, checks: Sequence[Check]) -> list[Metric]:
         """One measurement per check, in order; a failing query gives a Metric with ``error``."""
