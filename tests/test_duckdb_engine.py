@@ -39,3 +39,21 @@ def test_a_missing_required_column_is_a_one_line_error(tmp_path: Path) -> None:
         assert "\n" not in str(err.value) and "move that warehouse file away" in str(err.value)
     finally:
         eng.close()
+
+
+def test_a_duplicated_target_key_fails_its_uniqueness_check(tmp_path: Path) -> None:
+    from engagement.pipeline import run_checks_only, run_pipeline
+    from tests.conftest import PARITY_SOURCE, write_files
+
+    eng = DuckDBEngine(tmp_path / "w.duckdb")
+    try:
+        assert run_pipeline(eng, write_files(tmp_path / "src", PARITY_SOURCE)).status == "SUCCEEDED"
+        statuses = {c.check_name: c.status for c in run_checks_only(eng).checks}
+        assert statuses["dim_customer_id_unique"] == statuses["fact_event_id_unique"] == "PASSED"
+        # What a broken MERGE (or a hand-made INSERT) would leave behind:
+        eng.con.execute("INSERT INTO dim_customer SELECT * FROM dim_customer LIMIT 1")
+        checks = {c.check_name: c for c in run_checks_only(eng).checks}
+        assert (checks["dim_customer_id_unique"].status, checks["dim_customer_id_unique"].metric_value) == ("FAILED", 1)
+        assert checks["fact_event_id_unique"].status == "PASSED"
+    finally:
+        eng.close()
