@@ -79,6 +79,7 @@ def evaluate(check: Check, metric: Metric) -> CheckResult:
         table_name=check.table,
         column_name=check.column,
         metric_value=metric.value,
+        rows_checked=metric.total if metric.error is None else None,
         warn_threshold=warn,
         fail_threshold=fail,
         thresholds=spec,
@@ -86,6 +87,7 @@ def evaluate(check: Check, metric: Metric) -> CheckResult:
         dimension=check.dimension,
         message=message,
         failing_sample=metric.sample,
+        owner=check.owner,
     )
 
 

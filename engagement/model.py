@@ -204,6 +204,7 @@ INGESTION_LOGS = Table(
         ("error_message", V),
         ("engine", V, False),
         ("source", V),
+        ("notebook", V),  # the executed notebook of the step, when the run went through papermill
     ),
     key=("run_id", "step", "table_name"),
     description="One row per run step (and one 'run' row per run); updated when the step ends.",
@@ -216,11 +217,13 @@ DQ_CHECK_LOGS = Table(
         ("table_name", V, False),
         ("column_name", V),
         ("metric_value", DT),
+        ("rows_checked", BI),  # the rows the metric was measured over (the base of % thresholds)
         ("warn_threshold", DT),
         ("fail_threshold", DT),
         ("thresholds", V),
         ("status", V, False),
         ("dimension", V),
+        ("owner", V),
         ("message", V),
         ("failing_sample", V),
         ("checked_at", TS, False),

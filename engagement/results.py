@@ -79,6 +79,7 @@ class CheckResult:
     table_name: str
     column_name: str | None
     metric_value: float | None
+    rows_checked: int | None
     warn_threshold: float | None
     fail_threshold: float | None
     thresholds: str
@@ -86,6 +87,7 @@ class CheckResult:
     dimension: str
     message: str
     failing_sample: list[str] = field(default_factory=list)
+    owner: str | None = None
 
 
 @dataclass

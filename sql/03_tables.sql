@@ -90,7 +90,8 @@ CREATE TABLE IF NOT EXISTS "ENGAGEMENT"."MARKETING"."INGESTION_LOGS" (
     ROWS_COLLAPSED           NUMBER(38,0),
     ERROR_MESSAGE            VARCHAR,
     ENGINE                   VARCHAR NOT NULL,
-    SOURCE                   VARCHAR
+    SOURCE                   VARCHAR,
+    NOTEBOOK                 VARCHAR
 )
 COMMENT = 'One row per run step (and one ''run'' row per run); updated when the step ends.';
 
@@ -100,11 +101,13 @@ CREATE TABLE IF NOT EXISTS "ENGAGEMENT"."MARKETING"."DQ_CHECK_LOGS" (
     TABLE_NAME               VARCHAR NOT NULL,
     COLUMN_NAME              VARCHAR,
     METRIC_VALUE             FLOAT,
+    ROWS_CHECKED             NUMBER(38,0),
     WARN_THRESHOLD           FLOAT,
     FAIL_THRESHOLD           FLOAT,
     THRESHOLDS               VARCHAR,
     STATUS                   VARCHAR NOT NULL,
     DIMENSION                VARCHAR,
+    OWNER                    VARCHAR,
     MESSAGE                  VARCHAR,
     FAILING_SAMPLE           VARCHAR,
     CHECKED_AT               TIMESTAMP_NTZ NOT NULL

@@ -39,6 +39,18 @@ def create_table_sql(table: Table, database: str, schema: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {qualified(database, schema, table)} (\n{cols}\n){cluster}{comment};"
 
 
+def columns_query(database: str, schema: str) -> str:
+    """Every (table, column) the schema has, to find the columns a newer model added."""
+    return (f"SELECT table_name, column_name FROM {ident(database)}.INFORMATION_SCHEMA.COLUMNS "
+            f"WHERE table_schema = '{schema.upper()}'")
+
+
+def add_column_sql(table: Table, column: str, database: str, schema: str) -> str:
+    """A column a newer version of the model added, on a table an older version created
+    (always nullable: older rows have no value for it)."""
+    return f"ALTER TABLE {qualified(database, schema, table)} ADD COLUMN {column.upper()} {TYPES[table.column(column).type]}"
+
+
 def tables_script(database: str, schema: str) -> str:
     """Every model table, in model order."""
     header = (

@@ -45,7 +45,7 @@ from snowflake.snowpark.types import (
 from engagement.checks import SAMPLE_SIZE, sample_text
 from engagement.engines import snowpark_local
 from engagement.engines.base import FileCallback, RunContext
-from engagement.engines.snowflake_ddl import create_table_sql, qualified
+from engagement.engines.snowflake_ddl import add_column_sql, columns_query, create_table_sql, qualified
 from engagement.exceptions import ConfigError, WarehouseError
 from engagement.model import (
     DATE_PATTERN,
@@ -269,7 +269,7 @@ class SnowparkEngine:
     # -- schema ----------------------------------------------------------------------------
 
     def setup(self) -> None:
-        """Create every model table that is missing."""
+        """Create every model table that is missing, and add the columns a newer model added."""
         for table in TABLES:
             if self.local:
                 # No session.sql locally: an empty frame with the model's schema, kept if present.
@@ -285,6 +285,18 @@ class SnowparkEngine:
                         f"schema {self.database.upper()}.{self.schema.upper()} does not exist or this role cannot "
                         f"use it; run {SETUP_SCRIPT} once, or set ENGAGEMENT_SNOWFLAKE_DATABASE / _SCHEMA"
                     ) from None
+        if not self.local:
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns a newer model added to tables an older version created: one query finds
+        them (normally none), one ALTER per missing column adds it."""
+        present = {(t.lower(), c.lower()) for t, c in self.session.sql(
+            columns_query(self.database, self.schema)).collect()}
+        for table in TABLES:
+            for column in table.columns:
+                if (table.name, column.name) not in present:
+                    self.session.sql(add_column_sql(table, column.name, self.database, self.schema)).collect()
 
     # -- ingest ----------------------------------------------------------------------------
 
