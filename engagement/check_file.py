@@ -11,11 +11,13 @@ from typing import Any
 import yaml
 
 from engagement.exceptions import ConfigError
-from engagement.model import TABLES_BY_NAME, Check, CheckType, ColumnType, Table
+from engagement.model import SOURCES_BY_RAW, TABLES_BY_NAME, Check, CheckType, ColumnType, Table
 
 DEFAULT_FILE = Path(__file__).with_name("checks.yml")
 DIMENSIONS = ("completeness", "uniqueness", "validity", "timeliness", "consistency")
 THRESHOLD = re.compile(r"^\d+(\.\d+)?%?$")
+DURATION = re.compile(r"^\d+(\.\d+)?[mhd]?$")  # freshness: minutes, hours (the default) or days
+DEFAULT_WINDOW = 7
 KEYS = tuple(f.name for f in dataclasses.fields(Check))
 REQUIRED = ("name", "type", "table")
 # The keys only some types take, and which.
@@ -26,15 +28,20 @@ TYPE_KEYS = {
     "pattern": CheckType.PATTERN,
     "ref_table": CheckType.REFERENTIAL_INTEGRITY,
     "ref_column": CheckType.REFERENTIAL_INTEGRITY,
+    "window": CheckType.VOLUME_CHANGE,
 }
+NO_COLUMN = (CheckType.ROW_COUNT, CheckType.REJECTED_ROWS, CheckType.VOLUME_CHANGE)
 NUMERIC = (ColumnType.BIGINT, ColumnType.DOUBLE)
 
 
-def _threshold(value: Any) -> str | None:
+def _threshold(value: Any, kind: CheckType) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
-    if isinstance(value, bool) or not THRESHOLD.match(text):
+    if kind is CheckType.FRESHNESS:
+        if isinstance(value, bool) or not DURATION.match(text):
+            raise ValueError(f"freshness threshold {value!r} must be a duration such as '36h', '2d' or '90m'")
+    elif isinstance(value, bool) or not THRESHOLD.match(text):
         raise ValueError(f"threshold {value!r} must be a number >= 0 or a share such as '5%'")
     return text
 
@@ -53,18 +60,20 @@ def _check(entry: Any) -> Check:
         kind = CheckType(entry["type"])
     except ValueError:
         raise ValueError(f"type {entry['type']!r} must be one of {', '.join(t.value for t in CheckType)}") from None
-    warn, fail = _threshold(entry.get("warn")), _threshold(entry.get("fail"))
+    warn, fail = _threshold(entry.get("warn"), kind), _threshold(entry.get("fail"), kind)
     dimension = entry.get("dimension", "completeness")
     if dimension not in DIMENSIONS:
         raise ValueError(f"dimension {dimension!r} must be one of {', '.join(DIMENSIONS)}")
     table, column = TABLES_BY_NAME.get(entry["table"]), entry.get("column")
     if table is None:
         raise ValueError(f"table {entry['table']!r} is not a table of the model ({', '.join(TABLES_BY_NAME)})")
-    if kind is CheckType.ROW_COUNT:
+    if kind in NO_COLUMN:
         if column:
-            raise ValueError("row_count takes no column")
-        if any(t and t.endswith("%") for t in (warn, fail)):
+            raise ValueError(f"{kind.value} takes no column")
+        if kind is CheckType.ROW_COUNT and any(t and t.endswith("%") for t in (warn, fail)):
             raise ValueError("row_count thresholds are row counts, not shares")
+        if kind is CheckType.REJECTED_ROWS and table.name not in SOURCES_BY_RAW:
+            raise ValueError(f"rejected_rows measures a source by its raw table: one of {', '.join(SOURCES_BY_RAW)}")
     elif not column:
         raise ValueError(f"{kind.value} needs a column")
     elif column not in table.column_names:
@@ -125,6 +134,15 @@ def _type_keys(kind: CheckType, entry: dict[str, Any], table: Table) -> dict[str
         if entry["ref_column"] not in ref.column_names:
             raise ValueError(f"{ref.name} has no column {entry['ref_column']!r}")
         return {"ref_table": ref.name, "ref_column": str(entry["ref_column"])}
+    if kind is CheckType.FRESHNESS:
+        column = table.column(entry["column"])
+        if column.type not in (ColumnType.TIMESTAMP, ColumnType.DATE):
+            raise ValueError(f"freshness needs a timestamp or date column; {table.name}.{column.name} is {column.type.value}")
+    if kind is CheckType.VOLUME_CHANGE:
+        window = entry.get("window", DEFAULT_WINDOW)
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window {window!r} must be a whole number of runs >= 1")
+        return {"window": window}
     return {}
 
 

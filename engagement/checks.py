@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +14,62 @@ from engagement.results import CheckResult, CheckStatus, Metric
 
 
 SAMPLE_SIZE = 5  # failing values kept per check
+HOURS = {"m": 1 / 60, "h": 1.0, "d": 24.0}  # freshness threshold units, in hours
+
+
+@dataclass(frozen=True)
+class Load:
+    """The latest successful load of a raw table: the run that did it and the records it read."""
+
+    run_id: str
+    rows_read: int
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a check needs beyond the tables: the time, the run, the loads and the history.
+
+    The pipeline builds it from the log tables (:func:`engagement.pipeline.check_context`).
+    """
+
+    run_id: str
+    now: datetime  # naive UTC, like the warehouse's timestamps
+    loads: Mapping[str, Load] = field(default_factory=dict)  # raw table name -> its latest load
+    history: Mapping[str, Sequence[int]] = field(default_factory=dict)  # check name -> earlier row counts, newest first
+
+
+def freshness_metric(newest: datetime | date | None, total: int, now: datetime) -> Metric:
+    """Hours from the newest value to ``now``; an ERROR when the column holds no value."""
+    if newest is None or newest != newest:  # None or NaT: nothing has arrived, as stale as it gets
+        return Metric(None, total, note="has no value at all: nothing has arrived")
+    if not isinstance(newest, datetime):
+        newest = datetime(newest.year, newest.month, newest.day)
+    newest = newest.replace(tzinfo=None)
+    hours = (now - newest).total_seconds() / 3600
+    return Metric(round(hours, 3), total, [newest.isoformat(sep=" ")])
+
+
+def volume_metric(count: int, history: Sequence[int], window: int) -> Metric:
+    """How far ``count`` is from the mean of the last ``window`` counts: the metric is the
+    distance in rows, ``total`` the mean (so a % threshold is a share of the baseline)."""
+    earlier = list(history)[:window]
+    if not earlier:
+        return Metric(None, count, note=f"{count} rows; no earlier run to compare with yet")
+    baseline = sum(earlier) / len(earlier)
+    change = count - baseline
+    share = f"{change / baseline:+.1%}" if baseline else "from 0"
+    note = f"{count} rows vs a mean of {baseline:g} over the last {len(earlier)} run(s) ({share})"
+    return Metric(abs(change), round(baseline), note=note, rows=count)
+
+
+def rejected_metric(by_reason: Mapping[str, int], load: Load | None, table: str) -> Metric:
+    """The records the latest load of ``table`` rejected, out of those it read; the sample
+    gives the count per reason."""
+    if load is None:
+        return Metric(None, 0, error=f"{table} has not been loaded yet; run `engagement run`")
+    rejected = sum(by_reason.values())
+    sample = [f"{reason}: {n}" for reason, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return Metric(float(rejected), load.rows_read, sample[:SAMPLE_SIZE], note=f"in run {load.run_id}")
 
 
 def sample_text(values: Iterable[Any]) -> list[str]:
@@ -28,12 +86,14 @@ def sample_text(values: Iterable[Any]) -> list[str]:
 
 
 def threshold(spec: str | None, total: int) -> float | None:
-    """An absolute threshold, or a ``N%`` share of ``total`` rows."""
+    """An absolute threshold, a ``N%`` share of ``total`` rows, or a duration in hours (``36h``, ``2d``, ``90m``)."""
     if spec is None:
         return None
     spec = spec.strip()
     if spec.endswith("%"):
         return float(spec[:-1]) / 100.0 * total
+    if spec[-1:] in HOURS:
+        return float(spec[:-1]) * HOURS[spec[-1]]
     return float(spec)
 
 
@@ -54,9 +114,16 @@ def evaluate(check: Check, metric: Metric) -> CheckResult:
     spec = ", ".join(f"{k}: {'<' if check.type is CheckType.ROW_COUNT else '>'} {v}"
                      for k, v in (("warn", check.warn), ("fail", check.fail)) if v is not None)
     subject = f"{check.table}.{check.column}" if check.column else check.table
-    if metric.error is not None or metric.value is None:
+    if metric.error is not None:
         status = CheckStatus.ERROR
         message = f"{check.name}: could not measure {subject}: {metric.error}"
+    elif metric.value is None:
+        # freshness of an empty column: breaches every threshold; volume_change's first run: passes
+        if check.type is CheckType.FRESHNESS:
+            status = CheckStatus.FAILED if fail is not None else CheckStatus.WARN
+        else:
+            status = CheckStatus.PASSED
+        message = f"{subject}: {metric.note} ({spec}) -> {status.value}"
     else:
         value = metric.value
         if check.type is CheckType.ROW_COUNT:
@@ -72,14 +139,23 @@ def evaluate(check: Check, metric: Metric) -> CheckResult:
             CheckType.VALUE_RANGE: f"values outside {_range(check)}",
             CheckType.PATTERN: f"values not matching {check.pattern}",
             CheckType.REFERENTIAL_INTEGRITY: f"values not found in {check.ref_table}.{check.ref_column}",
-        }[check.type]
-        message = f"{subject}: {value:g} {what} of {metric.total} rows ({spec}) -> {status.value}"
+        }.get(check.type)
+        if check.type is CheckType.FRESHNESS:
+            newest = metric.sample[0] if metric.sample else "?"
+            message = f"{subject}: newest value {newest} is {value:g} h old ({spec}, in hours) -> {status.value}"
+        elif check.type is CheckType.VOLUME_CHANGE:
+            message = f"{subject}: {metric.note}, {value:g} rows off ({spec}) -> {status.value}"
+        elif check.type is CheckType.REJECTED_ROWS:
+            message = (f"{subject}: {value:g} of {metric.total} records rejected {metric.note} ({spec})"
+                       f" -> {status.value}")
+        else:
+            message = f"{subject}: {value:g} {what} of {metric.total} rows ({spec}) -> {status.value}"
     return CheckResult(
         check_name=check.name,
         table_name=check.table,
         column_name=check.column,
         metric_value=metric.value,
-        rows_checked=metric.total if metric.error is None else None,
+        rows_checked=metric.rows if metric.error is None else None,
         warn_threshold=warn,
         fail_threshold=fail,
         thresholds=spec,
@@ -93,3 +169,71 @@ def evaluate(check: Check, metric: Metric) -> CheckResult:
 
 def evaluate_all(checks: Sequence[Check], metrics: Sequence[Metric]) -> list[CheckResult]:
     return [evaluate(c, m) for c, m in zip(checks, metrics, strict=True)]
+
+
+# Types measured by one aggregate over their own table, shared with the table's other such checks.
+SHARED_PASS = frozenset(CheckType) - {CheckType.REFERENTIAL_INTEGRITY, CheckType.REJECTED_ROWS}
+# Types whose failing values are worth a sample query when some rows fail.
+SAMPLED = frozenset({CheckType.ACCEPTED_VALUES, CheckType.VALUE_RANGE, CheckType.PATTERN,
+                     CheckType.REFERENTIAL_INTEGRITY})
+
+
+def table_passes(checks: Sequence[Check]) -> dict[str, list[int]]:
+    """The positions of the checks that share one pass over each table, by table, in order."""
+    passes: dict[str, list[int]] = {}
+    for i, check in enumerate(checks):
+        if check.type in SHARED_PASS:
+            passes.setdefault(check.table, []).append(i)
+    return passes
+
+
+def finish_metric(check: Check, value: Any, total: int, context: CheckContext) -> Metric:
+    """A shared-pass aggregate (a count, or the newest value for freshness) as the check's Metric."""
+    if check.type is CheckType.FRESHNESS:
+        return freshness_metric(value, total, context.now)
+    if check.type is CheckType.VOLUME_CHANGE:
+        return volume_metric(int(value), context.history.get(check.name, ()), check.window or 7)
+    return Metric(float(value or 0), total)
+
+
+def error_metric(exc: BaseException) -> Metric:
+    """A check that could not be measured: the first line of the engine's error."""
+    return Metric(None, 0, error=(str(exc).strip().splitlines() or [type(exc).__name__])[0])
+
+
+def measure_checks(
+    checks: Sequence[Check],
+    context: CheckContext,
+    *,
+    table_pass: Callable[[str, Sequence[Check]], tuple[list[Any], int]],
+    own_pass: Callable[[Check, CheckContext], Metric],
+    sample: Callable[[Check], list[str]],
+    errors: tuple[type[BaseException], ...],
+) -> list[Metric]:
+    """Every check's Metric, in order, from an engine's three queries: ``table_pass`` (one
+    aggregate over a table for all its shared-pass checks), ``own_pass`` (a check measured
+    alone) and ``sample`` (failing values). An ``errors`` exception makes that check ERROR
+    and the others are still measured."""
+    out: list[Metric | None] = [None] * len(checks)
+    for table, positions in table_passes(checks).items():
+        try:
+            values, total = table_pass(table, [checks[i] for i in positions])
+        except errors:
+            # One check broke the shared query: measure each alone to find it.
+            for i in positions:
+                try:
+                    (value,), total = table_pass(table, [checks[i]])
+                    out[i] = finish_metric(checks[i], value, total, context)
+                except errors as exc:
+                    out[i] = error_metric(exc)
+            continue
+        for i, value in zip(positions, values, strict=True):
+            out[i] = finish_metric(checks[i], value, total, context)
+    for i, check in enumerate(checks):
+        try:
+            metric = out[i] = out[i] or own_pass(check, context)
+            if check.type in SAMPLED and metric.error is None and metric.value:
+                metric.sample = sample(check)
+        except errors as exc:
+            out[i] = error_metric(exc)
+    return [m for m in out if m is not None]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+from engagement.checks import CheckContext, Load
 from engagement.engines.base import Engine
-from engagement.model import DQ_CHECK_LOGS, INGESTION_LOGS
+from engagement.model import DQ_CHECK_LOGS, INGESTION_LOGS, Check, CheckType
 from engagement.results import CheckStatus
 
 
@@ -36,3 +39,28 @@ def recent_runs(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
             "source": r.source,
         })
     return out
+
+
+def latest_load(engine: Engine, raw_table: str) -> Load | None:
+    """The latest successful ingest of ``raw_table`` (what the raw table holds now)."""
+    rows = engine.read_table(INGESTION_LOGS, where={"step": "ingest", "table_name": raw_table, "status": "SUCCEEDED"},
+                             order_by=["started_at desc"], limit=1)
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    return Load(str(row.run_id), int(row.rows_read) if row.rows_read == row.rows_read else 0)
+
+
+def row_count_history(engine: Engine, check_name: str, run_id: str) -> list[int]:
+    """The row counts earlier runs measured for ``check_name``, newest first (ERRORs left out)."""
+    rows = engine.read_table(DQ_CHECK_LOGS, where={"check_name": check_name}, order_by=["checked_at desc"])
+    rows = rows[(rows.run_id != run_id) & (rows.status != CheckStatus.ERROR.value) & rows.rows_checked.notna()]
+    return [int(n) for n in rows.rows_checked]
+
+
+def check_context(engine: Engine, checks: Sequence[Check], run_id: str, now: datetime) -> CheckContext:
+    """What ``checks`` need from the log tables: the latest loads and the volume history."""
+    loads = {c.table: load for c in checks if c.type is CheckType.REJECTED_ROWS
+             if (load := latest_load(engine, c.table)) is not None}
+    history = {c.name: row_count_history(engine, c.name, run_id) for c in checks if c.type is CheckType.VOLUME_CHANGE}
+    return CheckContext(run_id, now, loads, history)

@@ -300,6 +300,9 @@ class CheckType(StrEnum):
     VALUE_RANGE = "value_range"
     PATTERN = "pattern"
     REFERENTIAL_INTEGRITY = "referential_integrity"
+    FRESHNESS = "freshness"
+    REJECTED_ROWS = "rejected_rows"
+    VOLUME_CHANGE = "volume_change"
 
 
 @dataclass(frozen=True)
@@ -324,6 +327,16 @@ class Check:
       as a whole (POSIX ERE syntax, which Python, DuckDB and Snowflake share).
     - ``referential_integrity``: the value has no match in
       ``ref_table.ref_column``.
+
+    Three types measure something other than bad rows (all WARN/FAILED *above*):
+
+    - ``freshness``: hours since the newest value of a timestamp ``column``;
+      thresholds are durations (``36h``, ``2d``, ``90m``; a bare number is hours).
+    - ``rejected_rows``: records of a raw table's source that the latest load of
+      it (normally this run's) rejected; ``%`` is a share of the records read.
+    - ``volume_change``: how far the table's row count moved from the mean of its
+      last ``window`` measurements (runs); ``%`` is a share of that mean. With no
+      history yet it passes and says so.
     """
 
     name: str
@@ -341,3 +354,4 @@ class Check:
     pattern: str | None = None  # pattern
     ref_table: str | None = None  # referential_integrity
     ref_column: str | None = None  # referential_integrity
+    window: int | None = None  # volume_change: how many earlier runs the baseline averages

@@ -18,6 +18,7 @@ from engagement import checks as check_rules
 from engagement.engines.base import Engine, RunContext
 from engagement.exceptions import EngagementError
 from engagement.check_file import load_checks
+from engagement.history import check_context
 from engagement.model import DQ_CHECK_LOGS, INGESTION_LOGS, SOURCES, Check
 from engagement.results import CheckResult, RunResult, StepResult, StepStatus
 from engagement.sources import SourceFile, check_root, describe_patterns, discover
@@ -192,8 +193,9 @@ def run_checks_only(
 
 def run_checks(engine: Engine, checks: Sequence[Check], run_id: str) -> list[CheckResult]:
     """Measure and evaluate ``checks``, and append them to ``dq_check_logs`` under ``run_id``."""
-    results = check_rules.evaluate_all(checks, engine.metrics(checks))
     now = utcnow()
+    context = check_context(engine, checks, run_id, now)
+    results = check_rules.evaluate_all(checks, engine.metrics(checks, context))
     engine.write_log(
         DQ_CHECK_LOGS,
         [

@@ -65,12 +65,19 @@ class MergeCounts:
 
 @dataclass
 class Metric:
-    """A check's raw measurement: the value, and the rows it was measured over (for % thresholds)."""
+    """A check's measurement: the value, and the base of its % thresholds (``total``: the rows
+    measured, except for volume_change's baseline and rejected_rows' records read)."""
 
     value: float | None
     total: int
     sample: list[str] = field(default_factory=list)
     error: str | None = None
+    note: str | None = None  # what the message adds for the types that are not counts of bad rows
+    rows: int | None = None  # the table's rows when ``total`` is something else (kept in rows_checked)
+
+    def __post_init__(self) -> None:
+        if self.rows is None:
+            self.rows = self.total
 
 
 @dataclass
@@ -156,8 +163,11 @@ class RunResult:
                     "table_name": c.table_name,
                     "column_name": c.column_name,
                     "metric_value": c.metric_value,
+                    "rows_checked": c.rows_checked,
                     "status": c.status.value,
+                    "dimension": c.dimension,
                     "message": c.message,
+                    "failing_sample": c.failing_sample,
                 }
                 for c in self.checks
             ],

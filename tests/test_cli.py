@@ -6,18 +6,22 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import CSV_HEADER, write_files
 
+# Events of yesterday (UTC), so that the default freshness check passes.
+DAY = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
 GOOD = {
     "customers/c.csv": f"{CSV_HEADER}\nC1,Ann,ann@x.com,EMEA,2024-01-01\nC2,Bob,bob@x.com,NA,2024-02-01\n",
-    "clickstream/dt=2026-01-01/p.jsonl": (
+    f"clickstream/dt={DAY}/p.jsonl": (
         '{"event_id":"e1","user_id":"C1","event_type":"page_view","page_url":"/","duration_ms":5,'
-        '"timestamp":"2026-01-01T10:00:00Z"}\n'
-        '{"event_id":"e2","user_id":"C2","event_type":"purchase","page_url":"/checkout","timestamp":"2026-01-01T11:00:00Z"}\n'
+        f'"timestamp":"{DAY}T10:00:00Z"}}\n'
+        '{"event_id":"e2","user_id":"C2","event_type":"purchase","page_url":"/checkout",'
+        f'"timestamp":"{DAY}T11:00:00Z"}}\n'
     ),
 }
 
@@ -74,7 +78,8 @@ def test_run_prints_a_summary_that_adds_up(tmp_path: Path) -> None:
     files["customers/c.csv"] += "C3,Cy,cy@x.com,NA\n"  # 4 fields -> rejected
     write_files(tmp_path / "src", files)
     proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # 1 of 3 customer records rejected: over the 10% fail level
+    assert "customers_rejected" in proc.stdout and "FAILED" in proc.stdout
     assert "read = rejected + accepted" in proc.stdout
     # source | files | read | rejected | malformed_row | missing_key | invalid_value | accepted
     cells = next(line for line in proc.stdout.splitlines() if "customers" in line).replace("│", " ").split()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.engines("duckdb")]
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("gen") / "src"
-    manifest = generate(out, customers=5_000, events=200_000, days=5, seed=11, defect_rate=0.05)
+    # the last day is yesterday (UTC), so the data is as fresh as a nightly load's
+    start = (datetime.now(UTC) - timedelta(days=5)).date()
+    manifest = generate(out, customers=5_000, events=200_000, days=5, seed=11, defect_rate=0.05, start_date=start)
     return out, manifest
 
 
@@ -50,10 +53,22 @@ def test_counts_match_the_manifest_and_add_up(engine: Engine, generated) -> None
     assert int((fact.user_id.notna() & ~fact.user_id.isin(customers)).sum()) == events["orphans"]
     assert int((~fact.event_type.isin(KNOWN_EVENT_TYPES)).sum()) == events["unknown_event_type"]
     assert fact.event_timestamp.notna().all() and (fact.duration_ms.dropna() >= 0).all()
+    # each defect kind is caught by the check meant for it, with the exact metric
     checks = {c.check_name: c for c in result.checks}
     assert checks["fact_user_known"].metric_value == events["orphans"]
     assert checks["fact_event_type_accepted"].metric_value == events["unknown_event_type"]
     assert checks["fact_duration_range"].metric_value == 0
+    for name, key in (("customers_rejected", "customers"), ("clickstream_rejected", "clickstream")):
+        rejected = manifest[key]["rejected"]
+        assert checks[name].metric_value == sum(rejected.values())
+        assert checks[name].rows_checked == manifest[key]["records"]
+        assert sorted(checks[name].failing_sample) == sorted(f"{r}: {n}" for r, n in rejected.items())
+    newest = max(fact.event_timestamp)
+    assert checks["fact_event_freshness"].failing_sample == [newest.isoformat(sep=" ")]
+    assert 0 < checks["fact_event_freshness"].metric_value < 48
+    assert checks["clickstream_volume"].metric_value is None  # the first run: nothing to compare with
+    assert checks["clickstream_volume"].rows_checked == events["records"]
+    assert checks["dim_customer_id_unique"].metric_value == checks["fact_event_id_unique"].metric_value == 0
     assert all(c.status.value in ("PASSED", "WARN") for c in checks.values()), checks
 
     # the log rows say the same as the result
@@ -65,6 +80,8 @@ def test_counts_match_the_manifest_and_add_up(engine: Engine, generated) -> None
     for m in again.merges:
         assert (m.inserted, m.updated) == (0, 0)
         assert m.unchanged == result.tables[m.table]
+    volume = next(c for c in again.checks if c.check_name == "clickstream_volume")
+    assert (volume.metric_value, volume.status.value) == (0, "PASSED")  # the same batch: no change
 
 
 def test_cli_json_rejected_matches_the_manifest(tmp_path: Path) -> None:

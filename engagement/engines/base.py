@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from engagement.checks import CheckContext
 from engagement.model import Check, Source, Table
 from engagement.results import IngestCounts, MergeCounts, Metric
 from engagement.sources import SourceFile
@@ -52,8 +53,9 @@ class Engine(Protocol):
     def merge(self, run: RunContext, source: Source) -> MergeCounts:
         """Validate, type and de-duplicate the raw table, then MERGE it into ``source.target``."""
 
-    def metrics(self, checks: Sequence[Check]) -> list[Metric]:
-        """One measurement per check, in order; a failing query gives a Metric with ``error``."""
+    def metrics(self, checks: Sequence[Check], context: CheckContext) -> list[Metric]:
+        """One measurement per check, in order; a check whose query fails gives a Metric with
+        ``error`` and the others are still measured. Checks on one table share one pass."""
 
     def write_log(self, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str] = ()) -> None:
         """Append ``rows`` to a log table; with ``key``, replace rows having the same key first."""

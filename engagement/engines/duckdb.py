@@ -12,7 +12,13 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from engagement.checks import SAMPLE_SIZE, sample_text
+from engagement.checks import (
+    SAMPLE_SIZE,
+    CheckContext,
+    rejected_metric,
+    sample_text,
+    measure_checks,
+)
 from engagement.engines.base import FileCallback, RunContext
 from engagement.exceptions import ConfigError, WarehouseError, WarehouseLockedError
 from engagement.identifiers import quote
@@ -309,50 +315,76 @@ class DuckDBEngine:
 
     # -- checks and logs -------------------------------------------------------------------
 
-    def _metric_sql(self, check: Check) -> str:
-        """One aggregate query: the metric, the table's row count and (for the value checks) a
-        sample of up to 5 distinct failing values as text."""
-        table = self._t(check.table)
-        if check.type is CheckType.ROW_COUNT:
-            return f"SELECT count(*), count(*), NULL FROM {table}"
-        col = quote(check.column or "")
-        value = f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '')"
-        if check.type is CheckType.NULL_COUNT:
-            return f"SELECT count(*) FILTER (WHERE {value} IS NULL), count(*), NULL FROM {table}"
-        if check.type is CheckType.DUPLICATE_COUNT:
-            return f"SELECT count({value}) - count(DISTINCT {value}), count(*), NULL FROM {table}"
-        text = f"CAST(t.{col} AS VARCHAR)"
-        source = f"{table} t"
+    def _bad_sql(self, check: Check) -> str:
+        """When a row of ``t`` fails a value check (accepted_values, value_range, pattern)."""
+        col = f"t.{quote(check.column or '')}"
+        text = f"CAST({col} AS VARCHAR)"
         if check.type is CheckType.ACCEPTED_VALUES:
             bad = f"{text} NOT IN ({', '.join(lit(v) for v in check.values or ())})"
         elif check.type is CheckType.VALUE_RANGE:
-            number = f"CAST(t.{col} AS DOUBLE)"
+            number = f"CAST({col} AS DOUBLE)"
             bad = " OR ".join([*([f"{number} < {check.min!r}"] if check.min is not None else []),
                                *([f"{number} > {check.max!r}"] if check.max is not None else [])])
         elif check.type is CheckType.PATTERN:
             bad = f"NOT regexp_full_match({text}, {lit(check.pattern or '')})"
-        elif check.type is CheckType.REFERENTIAL_INTEGRITY:
-            # DISTINCT keys: the LEFT JOIN keeps exactly one row per checked row.
-            ref = f"{self._t(check.ref_table or '')}"
-            keys = f"SELECT DISTINCT CAST({quote(check.ref_column or '')} AS VARCHAR) AS k FROM {ref}"
-            source = f"{table} t LEFT JOIN ({keys}) r ON {text} = r.k"
-            bad = "r.k IS NULL"
         else:
             raise ValueError(f"check type {check.type} is not supported by the DuckDB engine")
-        bad = f"t.{col} IS NOT NULL AND ({bad})"
-        # The sample: the smallest failing values in the column's own order (as on Snowflake).
-        sample = f"SELECT DISTINCT t.{col} AS v FROM {source} WHERE {bad} ORDER BY v LIMIT {SAMPLE_SIZE}"
-        return f"SELECT count(*) FILTER (WHERE {bad}), count(*), (SELECT list(v) FROM ({sample})) FROM {source}"
+        return f"{col} IS NOT NULL AND ({bad})"
 
-    def metrics(self, checks: Sequence[Check]) -> list[Metric]:
-        out = []
-        for check in checks:
-            try:
-                value, total, sample = self.con.execute(self._metric_sql(check)).fetchone()
-                out.append(Metric(float(value), int(total), sample_text(sample or [])))
-            except (duckdb.Error, ValueError) as exc:
-                out.append(Metric(None, 0, error=str(exc).splitlines()[0]))
-        return out
+    def _measure_sql(self, check: Check) -> str:
+        """The aggregate over ``t`` that measures ``check`` in its table's shared pass."""
+        if check.type in (CheckType.ROW_COUNT, CheckType.VOLUME_CHANGE):
+            return "count(*)"
+        col = f"t.{quote(check.column or '')}"
+        if check.type is CheckType.FRESHNESS:
+            return f"max({col})"
+        value = f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '')"
+        if check.type is CheckType.NULL_COUNT:
+            return f"count(*) FILTER (WHERE {value} IS NULL)"
+        if check.type is CheckType.DUPLICATE_COUNT:
+            return f"count({value}) - count(DISTINCT {value})"
+        return f"count(*) FILTER (WHERE {self._bad_sql(check)})"
+
+    def _table_pass(self, table: str, checks: Sequence[Check]) -> tuple[list[Any], int]:
+        """One scan of ``table`` measuring every check in ``checks``: their values and the row count."""
+        measures = ", ".join(self._measure_sql(c) for c in checks)
+        *values, total = self.con.execute(f"SELECT {measures}, count(*) FROM {self._t(table)} t").fetchone()
+        return values, int(total)
+
+    def _failing_source(self, check: Check) -> tuple[str, str]:
+        """The rows a value check reads (FROM clause) and when one of them fails."""
+        if check.type is not CheckType.REFERENTIAL_INTEGRITY:
+            return f"{self._t(check.table)} t", self._bad_sql(check)
+        # DISTINCT keys: the LEFT JOIN keeps exactly one row per checked row.
+        text = f"CAST(t.{quote(check.column or '')} AS VARCHAR)"
+        keys = f"SELECT DISTINCT CAST({quote(check.ref_column or '')} AS VARCHAR) AS k FROM {self._t(check.ref_table or '')}"
+        return (f"{self._t(check.table)} t LEFT JOIN ({keys}) r ON {text} = r.k",
+                f"t.{quote(check.column or '')} IS NOT NULL AND r.k IS NULL")
+
+    def _sample(self, check: Check) -> list[str]:
+        """Up to 5 distinct failing values, the smallest in the column's own order (as on Snowflake)."""
+        source, bad = self._failing_source(check)
+        col = f"t.{quote(check.column or '')}"
+        rows = self.con.execute(f"SELECT DISTINCT {col} AS v FROM {source} WHERE {bad} ORDER BY v LIMIT {SAMPLE_SIZE}")
+        return sample_text(v for (v,) in rows.fetchall())
+
+    def _own_pass(self, check: Check, context: CheckContext) -> Metric:
+        """The checks measured apart from their table's shared pass."""
+        if check.type is CheckType.REJECTED_ROWS:
+            load = context.loads.get(check.table)
+            by_reason: dict[str, int] = {}
+            if load is not None:
+                by_reason = dict(self.con.execute(
+                    f"SELECT reason, count(*) FROM {self._t(REJECTED)} WHERE run_id = ? AND source_table = ? "
+                    "GROUP BY reason", [load.run_id, check.table]).fetchall())
+            return rejected_metric(by_reason, load, check.table)
+        source, bad = self._failing_source(check)
+        value, total = self.con.execute(f"SELECT count(*) FILTER (WHERE {bad}), count(*) FROM {source}").fetchone()
+        return Metric(float(value), int(total))
+
+    def metrics(self, checks: Sequence[Check], context: CheckContext) -> list[Metric]:
+        return measure_checks(checks, context, table_pass=self._table_pass, own_pass=self._own_pass,
+                              sample=self._sample, errors=(duckdb.Error, ValueError))
 
     def write_log(self, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str] = ()) -> None:
         if not rows:

@@ -42,7 +42,13 @@ from snowflake.snowpark.types import (
     TimestampType,
 )
 
-from engagement.checks import SAMPLE_SIZE, sample_text
+from engagement.checks import (
+    SAMPLE_SIZE,
+    CheckContext,
+    measure_checks,
+    rejected_metric,
+    sample_text,
+)
 from engagement.engines import snowpark_local
 from engagement.engines.base import FileCallback, RunContext
 from engagement.engines.snowflake_ddl import add_column_sql, columns_query, create_table_sql, qualified
@@ -87,8 +93,6 @@ def struct_type(table: Table) -> StructType:
     return StructType([StructField(c.name, TYPES[c.type], c.nullable) for c in table.columns])
 
 
-VALUE_CHECKS = (CheckType.ACCEPTED_VALUES, CheckType.VALUE_RANGE, CheckType.PATTERN,
-                CheckType.REFERENTIAL_INTEGRITY)
 REF_FOUND = "ENGAGEMENT_REF_FOUND"  # marks the reference keys a referential_integrity join found
 
 
@@ -568,28 +572,9 @@ class SnowparkEngine:
 
     # -- checks and logs -------------------------------------------------------------------
 
-    def _metric(self, check: Check) -> Metric:
+    def _value_rows(self, check: Check) -> tuple[DataFrame, Column, Column]:
+        """A value check's rows, its column, and when a value is bad (NULL never is)."""
         frame = self._table(check.table)
-        if check.type is CheckType.ROW_COUNT:
-            n = int(frame.count())
-            return Metric(float(n), n)
-        column = col(check.column or "")
-        text = F.trim(column.cast(StringType()))
-        value = F.iff(text == lit(""), _null(StringType()), text)
-        if check.type is CheckType.NULL_COUNT:
-            measure = F.sum(F.iff(value.is_null(), lit(1), lit(0)))
-        elif check.type is CheckType.DUPLICATE_COUNT:
-            measure = F.count(value) - F.count_distinct(value)
-        elif check.type in VALUE_CHECKS:
-            return self._value_metric(check, frame)
-        else:
-            raise ValueError(f"check type {check.type} is not supported by the Snowflake engine")
-        (measured, total), = frame.agg(measure, F.count(lit(1))).collect()
-        return Metric(float(_count(measured)), _count(total))
-
-    def _value_metric(self, check: Check, frame: DataFrame) -> Metric:
-        """accepted_values / value_range / pattern / referential_integrity: one aggregate over the
-        rows (NULL is never bad), then, when some rows are bad, up to 5 of their distinct values."""
         name = check.column or ""
         column = col(name)
         text = column.cast(StringType())
@@ -601,7 +586,7 @@ class SnowparkEngine:
                        *([number <= lit(check.max)] if check.max is not None else [])])
         elif check.type is CheckType.PATTERN:
             ok = _full_match(text, check.pattern or "")
-        else:
+        elif check.type is CheckType.REFERENTIAL_INTEGRITY:
             # A LEFT join on a shared column name (an expression join is quadratic locally): the
             # distinct, non-null reference keys renamed to the checked column, with a marker.
             ref = self._table(check.ref_table or "")
@@ -611,30 +596,62 @@ class SnowparkEngine:
             frame = frame.select(text.alias(name)).join(keys, on=name, how="left")
             column = col(name)
             ok = col(REF_FOUND).is_not_null()
+        else:
+            raise ValueError(f"check type {check.type} is not supported by the Snowflake engine")
         # Bad: a value that is not known to be ok. Locally every branch runs on every row; iff and
         # coalesce keep a NULL condition from reaching a boolean operator.
-        bad = column.is_not_null() & F.iff(F.coalesce(ok, lit(False)), lit(False), lit(True))
-        (measured, total), = frame.agg(F.sum(F.iff(bad, lit(1), lit(0))), F.count(lit(1))).collect()
-        measured = _count(measured)
-        sample: list[str] = []
-        if measured:
-            # Only the value and the flag go through the filter (locally a stored frame refuses
-            # the join's marker, declared NOT NULL, holding NULL).
-            flagged = frame.select(column.alias("v"), bad.alias("bad"))
-            failing = self._filtered(flagged, col("bad")).select(col("v")).distinct()
-            rows = failing.sort(col("v").asc()).limit(SAMPLE_SIZE).collect()
-            sample = sample_text(r[0] for r in rows)
-        return Metric(float(measured), _count(total), sample)
+        return frame, column, column.is_not_null() & F.iff(F.coalesce(ok, lit(False)), lit(False), lit(True))
 
-    def metrics(self, checks: Sequence[Check]) -> list[Metric]:
-        """One measurement per check, in order; a failing query gives a Metric with ``error``."""
-        out = []
-        for check in checks:
-            try:
-                out.append(self._metric(check))
-            except (SnowparkClientException, ValueError, KeyError) as exc:
-                out.append(Metric(None, 0, error=(str(exc).strip().splitlines() or [type(exc).__name__])[0]))
-        return out
+    def _measure(self, check: Check) -> Column:
+        """The aggregate that measures ``check`` in its table's shared pass."""
+        if check.type in (CheckType.ROW_COUNT, CheckType.VOLUME_CHANGE):
+            return F.count(lit(1))
+        column = col(check.column or "")
+        if check.type is CheckType.FRESHNESS:
+            return F.max(column)
+        text = F.trim(column.cast(StringType()))
+        value = F.iff(text == lit(""), _null(StringType()), text)
+        if check.type is CheckType.NULL_COUNT:
+            return F.sum(F.iff(value.is_null(), lit(1), lit(0)))
+        if check.type is CheckType.DUPLICATE_COUNT:
+            return F.count(value) - F.count_distinct(value)
+        _, _, bad = self._value_rows(check)
+        return F.sum(F.iff(bad, lit(1), lit(0)))
+
+    def _table_pass(self, table: str, checks: Sequence[Check]) -> tuple[list[Any], int]:
+        """One aggregate over ``table`` measuring every check in ``checks``: their values and the row count."""
+        row = self._table(table).agg(*[self._measure(c) for c in checks], F.count(lit(1))).collect()[0]
+        *values, total = list(row)
+        return [_count(v) if c.type is not CheckType.FRESHNESS else (None if _missing(v) else v)
+                for c, v in zip(checks, values, strict=True)], _count(total)
+
+    def _own_pass(self, check: Check, context: CheckContext) -> Metric:
+        """The checks measured apart from their table's shared pass."""
+        if check.type is CheckType.REJECTED_ROWS:
+            load = context.loads.get(check.table)
+            by_reason: dict[str, int] = {}
+            if load is not None:
+                rejected = self._filtered(self._table(REJECTED), (col("run_id") == lit(load.run_id))
+                                          & (col("source_table") == lit(check.table)))
+                rows = rejected.group_by(col("reason")).agg(F.count(lit(1)).alias("n")).collect()
+                by_reason = {str(r[0]): _count(r[1]) for r in rows}
+            return rejected_metric(by_reason, load, check.table)
+        frame, _, bad = self._value_rows(check)
+        (measured, total), = frame.agg(F.sum(F.iff(bad, lit(1), lit(0))), F.count(lit(1))).collect()
+        return Metric(float(_count(measured)), _count(total))
+
+    def _sample(self, check: Check) -> list[str]:
+        """Up to 5 distinct failing values, the smallest first."""
+        frame, column, bad = self._value_rows(check)
+        # Only the value and the flag go through the filter (locally a stored frame refuses
+        # the join's marker, declared NOT NULL, holding NULL).
+        flagged = frame.select(column.alias("v"), bad.alias("bad"))
+        failing = self._filtered(flagged, col("bad")).select(col("v")).distinct()
+        return sample_text(r[0] for r in failing.sort(col("v").asc()).limit(SAMPLE_SIZE).collect())
+
+    def metrics(self, checks: Sequence[Check], context: CheckContext) -> list[Metric]:
+        return measure_checks(checks, context, table_pass=self._table_pass, own_pass=self._own_pass,
+                              sample=self._sample, errors=(SnowparkClientException, ValueError, KeyError))
 
     def write_log(self, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str] = ()) -> None:
         """Append ``rows`` to a log table; with ``key``, replace rows having the same key first."""
