@@ -6,6 +6,9 @@ SAMPLE ?= data/sample
 WAREHOUSE ?= warehouse/engagement.duckdb
 EVENTS ?= 100000
 CUSTOMERS ?= 2000
+DAYS ?= 7
+# The sample's last day is yesterday, so the freshness check sees recent data.
+START ?= $(shell $(PYTHON) -c 'import datetime as d; print(d.date.today() - d.timedelta(days=$(DAYS)))')
 
 .PHONY: setup demo test bench clean help
 
@@ -22,7 +25,7 @@ $(BIN)/engagement: pyproject.toml
 setup: $(BIN)/engagement  ## Create .venv and install the package with its test extras
 
 $(SAMPLE)/manifest.json: | $(BIN)/engagement
-	$(BIN)/engagement generate --out $(SAMPLE) --customers $(CUSTOMERS) --events $(EVENTS)
+	$(BIN)/engagement generate --out $(SAMPLE) --customers $(CUSTOMERS) --events $(EVENTS) --days $(DAYS) --start-date $(START)
 
 demo: setup $(SAMPLE)/manifest.json  ## Generate sample data and run the pipeline on the embedded DuckDB engine
 	$(BIN)/engagement run --source $(SAMPLE) --warehouse $(WAREHOUSE)

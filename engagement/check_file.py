@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from engagement.exceptions import ConfigError
+from engagement.identifiers import IDENTIFIER
 from engagement.model import SOURCES_BY_RAW, TABLES_BY_NAME, Check, CheckType, ColumnType, Table
 
 DEFAULT_FILE = Path(__file__).with_name("checks.yml")
@@ -56,6 +57,9 @@ def _check(entry: Any) -> Check:
     missing = [k for k in REQUIRED if entry.get(k) in (None, "")]
     if missing:
         raise ValueError(f"{', '.join(missing)} is required")
+    if not IDENTIFIER.match(str(entry["name"])):
+        raise ValueError("name must be an identifier (letters, digits and _, starting with a letter or _): "
+                         "it names the check in tables, alerts and Snowflake DMF expectations")
     try:
         kind = CheckType(entry["type"])
     except ValueError:

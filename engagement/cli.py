@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -114,6 +115,9 @@ def generate(
     days: Annotated[int, typer.Option(help="Days of clickstream, one dt=YYYY-MM-DD folder each.")] = 7,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same bytes.")] = 42,
     defect_rate: Annotated[float, typer.Option(help="Share of records given a defect the rules reject (0 to 0.5).")] = 0.02,
+    start_date: Annotated[datetime | None, typer.Option(
+        formats=["%Y-%m-%d"], help="First day of clickstream (default 2026-01-01); `make demo` uses a week ago, "
+        "so that the freshness check sees recent data.")] = None,
 ) -> None:
     """Write a realistic synthetic source (with controlled defects) and DIR/manifest.json with the expected counts."""
 
@@ -123,8 +127,9 @@ def generate(
 
         try:
             with err_console.status("generating…"):
+                dated = {"start_date": start_date.date()} if start_date else {}
                 manifest = write(out, customers=customers, events=events, days=days, seed=seed,
-                                 defect_rate=defect_rate)
+                                 defect_rate=defect_rate, **dated)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         c, e = manifest["customers"], manifest["clickstream"]
@@ -166,10 +171,12 @@ def _execute(settings, as_json: bool, go) -> ExitCode:
     """Validate the checks, open the engine, run ``go`` with progress (or quietly for --json), report."""
     from engagement.check_file import load_checks
     from engagement.engines import create_engine
-    from engagement.pipeline import Observer
+    from engagement.alerts import Links
+    from engagement.pipeline import Observer, alert_run
     from engagement.report import exit_code, live_progress, summary
 
     checks = load_checks(settings.checks_file)  # a bad checks file stops before anything is written
+    log_file = str(settings.log_dir / "engagement.log")
     eng = create_engine(settings)
     try:
         if as_json:
@@ -177,12 +184,13 @@ def _execute(settings, as_json: bool, go) -> ExitCode:
         else:
             with live_progress(err_console) as observer:
                 result = go(eng, observer, checks)
+        alert_run(eng, settings, result, Links(log_file=log_file, dashboard_url=settings.dashboard_url))
     finally:
         eng.close()
     if as_json:
         print(json.dumps(result.to_json(), default=str))
     else:
-        out_console.print(summary(result, str(settings.log_dir / "engagement.log")))
+        out_console.print(summary(result, log_file))
     return exit_code(result)
 
 
@@ -257,18 +265,28 @@ def status(
 def sql(
     database: Annotated[str | None, typer.Option(help="Database (env ENGAGEMENT_SNOWFLAKE_DATABASE; default ENGAGEMENT).")] = None,
     schema: Annotated[str | None, typer.Option(help="Schema (env ENGAGEMENT_SNOWFLAKE_SCHEMA; default MARKETING).")] = None,
+    dmf: Annotated[bool, typer.Option(
+        "--dmf", help="Instead: the checks as Snowflake data metric functions (ALTER TABLE … ADD DATA METRIC FUNCTION)."
+    )] = False,
+    checks: ChecksOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
 ) -> None:
-    """Print the Snowflake CREATE TABLE statements of the data model (with cluster keys).
+    """Print the Snowflake CREATE TABLE statements of the data model (with cluster keys), or with
+    --dmf the data-quality checks as native data metric functions.
 
     sql/03_tables.sql is this output for the default database and schema; run sql/01 and sql/02 first.
+    sql/04_data_metric_functions.sql is the --dmf output for the default checks (optional: for teams
+    that prefer Snowflake-native monitoring).
     """
 
     def work() -> None:
+        from engagement.check_file import load_checks
         from engagement.engines.snowflake_ddl import tables_script
+        from engagement.engines.snowflake_dmf import dmf_script
 
-        settings = _settings(snowflake_database=database, snowflake_schema=schema)
-        text = tables_script(settings.snowflake_database, settings.snowflake_schema)
+        settings = _settings(snowflake_database=database, snowflake_schema=schema, checks_file=checks)
+        db, sch = settings.snowflake_database, settings.snowflake_schema
+        text = dmf_script(load_checks(settings.checks_file), db, sch) if dmf else tables_script(db, sch)
         if out:
             out.write_text(text)
             err_console.print(f"wrote {out}")

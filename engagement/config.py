@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engagement.exceptions import ConfigError
@@ -51,6 +51,21 @@ class Settings(BaseSettings):
         None, description="Resize the warehouse to this size for ingest and merge, back after (e.g. MEDIUM)."
     )
 
+    # Alerts: one message per run whose worst status reaches alert_min_severity (see engagement.alerts)
+    alert_min_severity: Literal["warn", "fail"] = Field(
+        "fail", description="Alert when the worst check is at least this: warn (WARN or FAILED) or fail (FAILED). "
+        "A step that errored always alerts."
+    )
+    alert_attempts: int = Field(3, ge=1, le=10, description="Delivery attempts per channel (with backoff) before giving up.")
+    slack_webhook_url: SecretStr | None = Field(None, description="Slack incoming webhook URL (a secret: never logged).")
+    smtp_host: str | None = Field(None, description="SMTP server for e-mail alerts; e-mail is off without it.")
+    smtp_port: int = Field(587, description="SMTP port: 587 (STARTTLS when offered), 465 (TLS from the start) or 25.")
+    smtp_user: str | None = Field(None, description="SMTP login, if the server needs one (only ever sent over TLS).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (a secret: never logged).")
+    smtp_from: str | None = Field(None, description="Sender address; default: smtp_user, else engagement@<host>.")
+    smtp_to: str | None = Field(None, description="Recipients, comma-separated.")
+    dashboard_url: str | None = Field(None, description="The dashboard's URL, linked from alerts.")
+
     @field_validator("snowflake_database", "snowflake_schema", "snowflake_warehouse", "snowflake_role")
     @classmethod
     def _snowflake_identifier(cls, value: str | None, info) -> str | None:
@@ -78,10 +93,17 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("alert_min_severity", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
+
+SECRETS = ("slack_webhook_url", "smtp_password")  # never echoed back, not even in an error
 FIXES = {
     "engine": f"choose one of: {', '.join(ENGINES)} (--engine or ENGAGEMENT_ENGINE)",
     "log_level": "choose DEBUG, INFO, WARNING or ERROR (ENGAGEMENT_LOG_LEVEL)",
+    "alert_min_severity": "choose warn or fail (ENGAGEMENT_ALERT_MIN_SEVERITY)",
 }
 
 
@@ -99,4 +121,5 @@ def load_settings(**overrides: Any) -> Settings:
             raise err["ctx"]["error"] from None
         env = "ENGAGEMENT_SCHEMA" if name in ("schema_name", "ENGAGEMENT_SCHEMA") else f"ENGAGEMENT_{name.upper()}"
         fix = FIXES.get(name, f"fix --{name.replace('_', '-')} or {env}")
-        raise ConfigError(f"{env}={err.get('input')!r} is not valid: {err['msg']}; {fix}") from None
+        shown = "(secret)" if name in SECRETS else repr(err.get("input"))
+        raise ConfigError(f"{env}={shown} is not valid: {err['msg']}; {fix}") from None

@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engagement import checks as check_rules
+from engagement.alerts import Links, send_alert
+from engagement.config import Settings
 from engagement.engines.base import Engine, RunContext
 from engagement.exceptions import EngagementError
 from engagement.check_file import load_checks
 from engagement.history import check_context
 from engagement.model import DQ_CHECK_LOGS, INGESTION_LOGS, SOURCES, Check
-from engagement.results import CheckResult, RunResult, StepResult, StepStatus
+from engagement.results import CheckResult, Delivery, RunResult, StepResult, StepStatus
 from engagement.sources import SourceFile, check_root, describe_patterns, discover
 
 log = logging.getLogger("engagement")
@@ -51,6 +53,12 @@ def one_line(exc: BaseException) -> str:
         return str(exc)
     first = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first}"
+
+
+def log_step(engine: Engine, run: RunResult, step: StepResult) -> None:
+    """Write (or rewrite) ``step``'s row of ``ingestion_logs`` for ``run``."""
+    row = {**vars(step), "run_id": run.run_id, "engine": run.engine, "source": run.source, "status": step.status.value}
+    engine.write_log(INGESTION_LOGS, [row], key=("run_id", "step", "table_name"))
 
 
 class _Run:
@@ -93,9 +101,7 @@ class _Run:
         return self.step("checks", DQ_CHECK_LOGS.name, work)
 
     def _write(self, step: StepResult) -> None:
-        row = {**vars(step), "run_id": self.ctx.run_id, "engine": self.ctx.engine, "source": self.ctx.source,
-               "status": step.status.value}
-        self.engine.write_log(INGESTION_LOGS, [row], key=("run_id", "step", "table_name"))
+        log_step(self.engine, self.result, step)
 
     def step(self, name: str, table: str | None, work: Callable[[StepResult], None], files: int = 0) -> bool:
         """Run one step: log STARTED, do ``work``, log SUCCEEDED or ERROR. False when it errored."""
@@ -205,3 +211,16 @@ def run_checks(engine: Engine, checks: Sequence[Check], run_id: str) -> list[Che
         ],
     )
     return results
+
+
+def alert_run(engine: Engine, settings: Settings, result: RunResult, links: Links) -> list[Delivery]:
+    """Send the run's alert when it calls for one (see :mod:`engagement.alerts`), record each
+    channel's outcome as an ``alert`` row of ``ingestion_logs``, and keep it on ``result``.
+    Never raises for a delivery problem and never changes the run's outcome."""
+    started = utcnow()
+    result.alerts = send_alert(settings, result, links)
+    if result.alerts:
+        failed = [f"{d.channel}: {d.error} (after {d.attempts} attempts)" for d in result.alerts if not d.delivered]
+        log_step(engine, result, StepResult("alert", None, StepStatus.ERROR if failed else StepStatus.SUCCEEDED,
+                                            started, finished_at=utcnow(), error_message="; ".join(failed) or None))
+    return result.alerts

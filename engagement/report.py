@@ -82,9 +82,9 @@ def summary(result: RunResult, log_file: str | None = None) -> Group:
     for col in ("check", "status", "metric", "rows", "thresholds"):
         checks.add_column(col, justify="right" if col in ("metric", "rows") else "left", no_wrap=col == "check")
     for c in result.checks:
-        metric = "" if c.metric_value is None else f"{c.metric_value:,.0f}"
+        metric = "" if c.metric_value is None else f"{c.metric_value:,.{0 if c.metric_value == int(c.metric_value) else 1}f}"
         checks.add_row(c.check_name, f"[{STYLE[c.status.value]}]{c.status.value}", metric,
-                       _n(result.tables.get(c.table_name)), c.thresholds)
+                       _n(c.rows_checked), c.thresholds)
 
     steps = Table(title="Steps", title_justify="left")
     for col in ("step", "table", "status", "seconds"):
@@ -106,6 +106,9 @@ def summary(result: RunResult, log_file: str | None = None) -> Group:
     lines += [f"[yellow]warning: {w}[/]" for w in result.warnings]
     if any(i.rejected_total for i in result.ingest):
         lines.append(f"rejected records: table rejected_records, run_id = '{result.run_id}'")
+    for a in result.alerts:
+        lines.append(f"alert by {a.channel}: sent" if a.delivered else
+                     f"[yellow]alert by {a.channel}: not delivered after {a.attempts} attempts ({a.error})[/]")
     if log_file:
         lines.append(f"log: {log_file}")
     parts = [p for p, show in ((steps, True), (sources, result.ingest), (targets, result.merges),

@@ -122,6 +122,16 @@ class StepResult:
 
 
 @dataclass
+class Delivery:
+    """What became of a run's alert on one channel."""
+
+    channel: str  # "slack" or "email"
+    delivered: bool
+    attempts: int
+    error: str | None = None
+
+
+@dataclass
 class RunResult:
     run_id: str
     engine: str
@@ -135,6 +145,7 @@ class RunResult:
     tables: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    alerts: list[Delivery] = field(default_factory=list)
 
     @property
     def worst_check(self) -> CheckStatus | None:
@@ -157,6 +168,7 @@ class RunResult:
             ],
             "tables": self.tables,
             "rejected": {i.table: dict(sorted(i.rejected.items())) for i in self.ingest},
+            "alerts": [asdict(a) for a in self.alerts],
             "checks": [
                 {
                     "check_name": c.check_name,

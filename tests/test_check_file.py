@@ -28,6 +28,9 @@ ENTRY = "  - name: c1\n    type: null_count\n    table: dim_customer\n    column
 ACCEPTED = "  - name: a\n    type: accepted_values\n    table: fact_click_events\n    column: event_type\n    warn: 0\n    values: [a, 1]\n"
 RANGE = "  - name: r\n    type: value_range\n    table: fact_click_events\n    column: duration_ms\n    warn: 0\n    min: 0\n    max: 10\n"
 PATTERN = "  - name: p\n    type: pattern\n    table: dim_customer\n    column: email\n    warn: 0\n    pattern: '[a-z]+'\n"
+FRESH = "  - name: fr\n    type: freshness\n    table: fact_click_events\n    column: event_timestamp\n    warn: 36h\n"
+REJ = "  - name: rj\n    type: rejected_rows\n    table: raw_clickstream_events\n    warn: 1%\n"
+VOL = "  - name: v\n    type: volume_change\n    table: raw_clickstream_events\n    warn: 50%\n    window: 3\n"
 REF = ("  - name: f\n    type: referential_integrity\n    table: fact_click_events\n    column: user_id\n    warn: 0\n"
        "    ref_table: dim_customer\n    ref_column: customer_id\n")
 
@@ -68,6 +71,17 @@ REF = ("  - name: f\n    type: referential_integrity\n    table: fact_click_even
         ("checks:\n" + ENTRY + "    pattern: a\n", ["pattern applies only to pattern"]),
         ("checks:\n" + ENTRY + "    max: 1\n", ["max applies only to value_range"]),
         ("checks:\n" + RANGE + "    ref_table: dim_customer\n", ["ref_table applies only to referential_integrity"]),
+        ("checks:\n" + ENTRY.replace("name: c1", "name: bad name"), ["name must be an identifier"]),
+        ("checks:\n" + FRESH.replace("36h", "soon"), ["freshness threshold 'soon'", "'36h', '2d' or '90m'"]),
+        ("checks:\n" + FRESH.replace("36h", "5%"), ["freshness threshold '5%'"]),
+        ("checks:\n" + FRESH.replace("event_timestamp", "page_url"), ["timestamp or date column", "page_url is VARCHAR"]),
+        ("checks:\n" + FRESH.replace("    column: event_timestamp\n", ""), ["freshness needs a column"]),
+        ("checks:\n" + ENTRY.replace("warn: 0", "warn: 2h"), ["threshold '2h'"]),
+        ("checks:\n" + REJ.replace("raw_clickstream_events", "fact_click_events"), ["rejected_rows", "raw table"]),
+        ("checks:\n" + REJ + "    column: payload\n", ["rejected_rows takes no column"]),
+        ("checks:\n" + VOL.replace("window: 3", "window: 0"), ["window 0", "whole number of runs"]),
+        ("checks:\n" + VOL.replace("window: 3", "window: 2.5"), ["window 2.5"]),
+        ("checks:\n" + ENTRY + "    window: 3\n", ["window applies only to volume_change"]),
     ],
 )
 def test_invalid_checks_files_name_the_problem(tmp_path: Path, text: str, words: list[str]) -> None:
@@ -134,3 +148,12 @@ def test_checks_command_exits_1_on_a_failed_check_and_2_on_a_bad_file(tmp_path: 
     (tmp_path / "bad.yml").write_text("checks: []\n")
     bad = cli(tmp_path, "checks", "-w", "w.duckdb", "--checks", "bad.yml")
     assert bad.returncode == 2 and bad.stderr.startswith("error: checks file") and "Traceback" not in bad.stderr
+
+
+def test_the_new_types_read_with_their_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "checks.yml"
+    path.write_text("checks:\n" + FRESH + REJ + VOL.replace("    window: 3\n", ""))
+    fresh, rejected, volume = load_checks(path)
+    assert (fresh.type, fresh.warn, fresh.column) == (CheckType.FRESHNESS, "36h", "event_timestamp")
+    assert (rejected.type, rejected.column, rejected.warn) == (CheckType.REJECTED_ROWS, None, "1%")
+    assert (volume.type, volume.window) == (CheckType.VOLUME_CHANGE, 7)
