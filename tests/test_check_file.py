@@ -150,6 +150,17 @@ def test_checks_command_exits_1_on_a_failed_check_and_2_on_a_bad_file(tmp_path: 
     assert bad.returncode == 2 and bad.stderr.startswith("error: checks file") and "Traceback" not in bad.stderr
 
 
+def test_checks_command_exits_0_when_nothing_failed_and_3_when_a_check_errored(tmp_path: Path) -> None:
+    (tmp_path / "ok.yml").write_text("checks:\n" + ENTRY)  # dim_customer.email: WARN at most
+    (tmp_path / "err.yml").write_text("checks:\n" + ENTRY + REJ)  # rejected_rows before any load: ERROR
+    empty = cli(tmp_path, "checks", "-w", "w.duckdb", "--checks", "ok.yml", "--json")
+    assert empty.returncode == 0, empty.stderr
+    errored = cli(tmp_path, "checks", "-w", "w.duckdb", "--checks", "err.yml", "--json")
+    assert errored.returncode == 3
+    statuses = {c["check_name"]: c["status"] for c in json.loads(errored.stdout)["checks"]}
+    assert statuses == {"c1": "PASSED", "rj": "ERROR"}
+
+
 def test_the_new_types_read_with_their_defaults(tmp_path: Path) -> None:
     path = tmp_path / "checks.yml"
     path.write_text("checks:\n" + FRESH + REJ + VOL.replace("    window: 3\n", ""))
