@@ -142,7 +142,8 @@ class _RawLoader(Protocol):
 
 
 class _StageLoader:
-    """Real Snowflake: each file's records as Parquet on the stage, then one COPY INTO."""
+    """Real Snowflake: each file's records as Parquet in a local folder, then ONE PUT of the
+    whole folder and ONE COPY INTO, so the statements of a load do not grow with its files."""
 
     def __init__(self, session: Session, table_name: str, stage_dir: str) -> None:
         self.session, self.table_name, self.stage_dir = session, table_name, stage_dir
@@ -150,28 +151,29 @@ class _StageLoader:
         self.files = 0
 
     def add(self, records: pa.Table) -> None:
-        """Write one file's records as Parquet and PUT them under this run's stage folder."""
+        """Write one file's records as Parquet, to be PUT with the others."""
         if records.num_rows == 0:
             return
         self.files += 1
-        path = Path(self.tmp.name) / f"{self.files:05d}.parquet"
-        pq.write_table(records, path)
+        pq.write_table(records, Path(self.tmp.name) / f"{self.files:05d}.parquet")
+
+    def _put(self) -> None:
+        pattern = (Path(self.tmp.name) / "*.parquet").as_posix()
         try:
-            self.session.file.put(str(path), self.stage_dir, auto_compress=False, overwrite=True)
+            self.session.file.put(pattern, self.stage_dir, auto_compress=False, overwrite=True, parallel=4)
         except Exception as exc:  # connector and Snowpark raise different types for this
             if "does not exist" in str(exc).lower():
                 raise ConfigError(
                     f"stage {self.stage_dir.split('/')[0]} does not exist; run {STAGE_SCRIPT} once to create it"
                 ) from None
             raise
-        finally:
-            path.unlink(missing_ok=True)
 
     def finish(self, expected: int) -> None:
-        """COPY the staged Parquet files into the raw table; raise unless every record arrived."""
+        """PUT the Parquet files and COPY them into the raw table; raise unless every record arrived."""
         loaded = 0
         try:
             if self.files:
+                self._put()
                 # INFER_SCHEMA off: the reader then adds no transformations of its own, and
                 # MATCH_BY_COLUMN_NAME maps the Parquet columns onto the (upper-case) table columns.
                 result = (

@@ -261,25 +261,29 @@ def install_patches() -> None:
 
 
 class LocalRawLoader:
-    """Loads records into a raw table in memory (Snowflake: Parquet, PUT, COPY INTO)."""
+    """Loads records into a raw table in memory (Snowflake: Parquet, PUT, COPY INTO): the
+    files' records are gathered and written once, like the one COPY INTO on Snowflake."""
 
     def __init__(self, session: Session, table_name: str, schema: StructType) -> None:
         self.session, self.table_name, self.schema = session, table_name, schema
+        self.batches: list[pa.Table] = []
 
     def add(self, records: pa.Table) -> None:
-        """Append one file's records (columns named like the raw table, lineage included)."""
-        if records.num_rows == 0:
+        """Keep one file's records (columns named like the raw table, lineage included)."""
+        if records.num_rows:
+            self.batches.append(records)
+
+    def finish(self, expected: int) -> None:
+        """Append every kept record to the table in one write."""
+        if not self.batches:
             return
         names = [f.name.lower() for f in self.schema.fields]
-        columns = [records.column(n).to_pylist() for n in names]
-        rows = [list(r) for r in zip(*columns)]
+        rows = [list(r) for batch in self.batches for r in zip(*(batch.column(n).to_pylist() for n in names))]
         # A list of lists with an explicit schema keeps None as NULL and ints as ints
         # (pandas input would turn them into NaN and floats); append by name, never by position.
         frame = self.session.create_dataframe(rows, self.schema)
         frame.write.save_as_table(self.table_name, mode="append", column_order="name")
-
-    def finish(self, expected: int) -> None:
-        """Nothing to copy: the rows are already in the table."""
+        self.batches = []
 
 
 # -- transactions and frames -------------------------------------------------------------------
