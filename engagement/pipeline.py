@@ -152,7 +152,7 @@ def run_pipeline(
         step.files = sum(len(v) for v in files.values())
         for s in SOURCES:
             if not files[s.name]:
-                warning = f"no {s.name} files under {root} (expected {describe_patterns(s)}): {s.raw.name} is emptied"
+                warning = f"no {s.name} files under {root.url} (expected {describe_patterns(s)}): {s.raw.name} is emptied"
                 run.result.warnings.append(warning)
                 run.log.warning(warning)
 
