@@ -215,7 +215,7 @@ def run_chain(settings: Settings, *, output_dir: Path = Path("runs"), run_date: 
     ERROR whose row names that notebook.
     """
     from engagement.engines import create_engine
-    from engagement.pipeline import finish_run, start_run
+    from engagement.pipeline import start_run
 
     observer = observer or ChainObserver()
     run_date = parse_run_date(run_date)
@@ -236,17 +236,16 @@ def run_chain(settings: Settings, *, output_dir: Path = Path("runs"), run_date: 
     }
     runs = [NotebookRun(name, folder / f"{name}.ipynb") for name in CHAIN]
     failed: NotebookRun | None = None
-    try:
-        for nb in runs:
+    for nb in runs:
+        try:
             _execute(folder_of_notebooks / f"{nb.name}.ipynb", nb, parameters, observer)
-            if nb.status != "SUCCEEDED":
-                failed = nb
-                break
-    except KeyboardInterrupt:
-        failed = nb
-        nb.status, nb.error = "ERROR", "interrupted"
-        _close(settings, run_id, failed)
-        raise
+        except KeyboardInterrupt:
+            nb.status, nb.error = "ERROR", "interrupted"
+            _close(settings, run_id, nb)
+            raise
+        if nb.status != "SUCCEEDED":
+            failed = nb
+            break
     return ChainResult(_close(settings, run_id, failed), folder, runs)
 
 
