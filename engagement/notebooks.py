@@ -206,6 +206,33 @@ def code_cells(path: Path) -> int:
     return sum(c.cell_type == "code" for c in nbformat.read(path, as_version=4).cells)
 
 
+def open_chain(settings: Settings, *, output_dir: Path = Path("runs"), run_date: str | None = None,
+               run_id: str | None = None) -> tuple[str, Path, dict[str, Any]]:
+    """Everything before the first notebook: check the settings (ConfigError, before any kernel
+    starts), register the kernel, open the run (its 'run' row STARTED) and make the folder of
+    its executed copies. Returns the run id, that folder, and the notebooks' parameters (all but
+    ``notebook``, each copy's own path)."""
+    from engagement.engines import create_engine
+    from engagement.pipeline import start_run
+
+    run_date = parse_run_date(run_date)
+    validate(settings, output_dir)
+    ensure_kernel()
+    engine = create_engine(settings)
+    try:
+        run_id = start_run(engine, settings.source, run_id=run_id)
+    finally:
+        engine.close()  # the notebooks open the warehouse themselves (DuckDB: one process at a time)
+    folder = (output_dir / run_date / run_id).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    parameters = {
+        "run_id": run_id, "run_date": run_date, "source": settings.source, "engine": settings.engine,
+        "warehouse": str(settings.warehouse), "connection": settings.snowflake_connection,
+        "checks": str(settings.checks_file) if settings.checks_file else None, "workdir": os.getcwd(),
+    }
+    return run_id, folder, parameters
+
+
 def run_chain(settings: Settings, *, output_dir: Path = Path("runs"), run_date: str | None = None,
               run_id: str | None = None, observer: ChainObserver | None = None) -> ChainResult:
     """Run the pipeline notebooks in order under one run id; return the run and each notebook's outcome.
@@ -214,31 +241,14 @@ def run_chain(settings: Settings, *, output_dir: Path = Path("runs"), run_date: 
     that fails stops the chain: its executed copy shows the error, and the run is closed as an
     ERROR whose row names that notebook.
     """
-    from engagement.engines import create_engine
-    from engagement.pipeline import start_run
-
     observer = observer or ChainObserver()
-    run_date = parse_run_date(run_date)
-    folder_of_notebooks = validate(settings, output_dir)
-    ensure_kernel()
-    engine = create_engine(settings)
-    try:
-        run_id = start_run(engine, settings.source, run_id=run_id)
-    finally:
-        engine.close()  # the notebooks open the warehouse themselves (DuckDB: one process at a time)
-
-    folder = (output_dir / run_date / run_id).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    parameters = {
-        "run_id": run_id, "run_date": run_date, "source": settings.source, "engine": settings.engine,
-        "warehouse": str(settings.warehouse), "connection": settings.snowflake_connection,
-        "checks": str(settings.checks_file) if settings.checks_file else None, "workdir": os.getcwd(),
-    }
+    run_id, folder, parameters = open_chain(settings, output_dir=output_dir, run_date=run_date, run_id=run_id)
+    source_folder = notebooks_dir()
     runs = [NotebookRun(name, folder / f"{name}.ipynb") for name in CHAIN]
     failed: NotebookRun | None = None
     for nb in runs:
         try:
-            _execute(folder_of_notebooks / f"{nb.name}.ipynb", nb, parameters, observer)
+            _execute(source_folder / f"{nb.name}.ipynb", nb, parameters, observer)
         except KeyboardInterrupt:
             nb.status, nb.error = "ERROR", "interrupted"
             _close(settings, run_id, nb)
@@ -247,6 +257,35 @@ def run_chain(settings: Settings, *, output_dir: Path = Path("runs"), run_date: 
             failed = nb
             break
     return ChainResult(_close(settings, run_id, failed), folder, runs)
+
+
+def close_chain(settings: Settings, run_id: str, folder: Path) -> RunResult:
+    """Close a run whose notebooks a scheduler ran (the Airflow DAG), and read it back.
+
+    The failed notebook, if any, is found through the executed copies: the first one that shows
+    an error, else the first one missing. A run that 03_quality closed is returned as it is.
+    """
+    failed = None
+    for name in CHAIN:
+        path = folder / f"{name}.ipynb"
+        error = copy_error(path)
+        if error:
+            failed = NotebookRun(name, path, "ERROR", error=error)
+            break
+    return _close(settings, run_id, failed)
+
+
+def copy_error(path: Path) -> str | None:
+    """The error an executed copy shows (one line), "not executed" when it is missing, else None."""
+    import nbformat
+
+    if not path.is_file():
+        return "not executed (see the scheduler's log of its task)"
+    for cell in nbformat.read(path, as_version=4).cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return _one_line(f"{out.ename}: {out.evalue}")
+    return None
 
 
 def _close(settings: Settings, run_id: str, failed: NotebookRun | None) -> RunResult:

@@ -219,6 +219,37 @@ def test_a_failing_notebook_stops_the_chain_exit_3(tmp_path: Path) -> None:
     assert status[0]["status"] == "ERROR"
 
 
+def test_a_chain_run_by_a_scheduler_is_closed_from_its_copies(tmp_path: Path, monkeypatch, chain: dict) -> None:
+    """What the Airflow DAG does, without Airflow: open_chain, papermill per notebook, close_chain."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from engagement.config import load_settings
+    from engagement.notebooks import close_chain, open_chain
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty" / "customers").mkdir(parents=True)
+    settings = load_settings(source="empty", warehouse=tmp_path / "w.duckdb", log_dir=tmp_path / "logs")
+    run_id, folder, parameters = open_chain(settings, output_dir=tmp_path / "out", run_date="2026-11-21")
+    copy = folder / "01_ingest.ipynb"
+    with pytest.raises(PapermillExecutionError):
+        papermill.execute_notebook(str(notebooks_dir() / "01_ingest.ipynb"), str(copy), kernel_name=KERNEL,
+                                   parameters={**parameters, "notebook": str(copy)}, progress_bar=False)
+    result = close_chain(settings, run_id, folder)
+    assert result.status.value == "ERROR" and "no input files under empty" in result.error
+    eng = DuckDBEngine(tmp_path / "w.duckdb")
+    try:
+        (run,) = [r for r in rows(eng, "ingestion_logs") if r["step"] == "run"]
+    finally:
+        eng.close()
+    assert run["notebook"] == str(copy)
+    # a run that 03_quality closed is left as it was
+    monkeypatch.chdir(chain["root"])
+    done = close_chain(load_settings(warehouse="chain.duckdb", log_dir=tmp_path / "logs"), chain["run_id"],
+                       chain["folder"])
+    assert done.status.value == "SUCCEEDED" and done.error is None
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
