@@ -39,6 +39,9 @@ CHAIN = ("01_ingest", "02_transform", "03_quality")
 EXPLORE = "explore"
 # Parameters every pipeline notebook declares in its cell tagged ``parameters``.
 PARAMETERS = ("run_id", "run_date", "source", "engine", "warehouse", "connection", "checks", "notebook", "workdir")
+# Where the process started (a notebook's kernel: the notebook's folder): ``workdir`` is relative
+# to it, so that running a notebook's connect cell twice does not climb one more folder.
+STARTED_IN = os.getcwd()
 
 
 # -- the notebooks and the kernel --------------------------------------------------------------
@@ -123,8 +126,8 @@ def ensure_kernel(name: str = KERNEL) -> Path:
 def connect(workdir: str | Path | None = None, **flags: Any) -> tuple[Settings, Engine]:
     """Settings and an open engine for a notebook, as the ``engagement`` command would make them.
 
-    ``workdir`` becomes the working directory first (relative paths and ``.env`` are read from
-    there). ``flags`` are the command's: source, engine, warehouse, connection, checks; None
+    ``workdir`` (relative to where the process started) becomes the working directory first:
+    relative paths and ``.env`` are read from there. ``flags`` are the command's: source, engine, warehouse, connection, checks; None
     means "not given" (then ``ENGAGEMENT_*``, ``.env``, the defaults). Logging goes to the log
     file of the settings, as for the command.
     """
@@ -133,7 +136,7 @@ def connect(workdir: str | Path | None = None, **flags: Any) -> tuple[Settings, 
     from engagement.logs import configure
 
     if workdir:
-        os.chdir(workdir)
+        os.chdir(Path(STARTED_IN, workdir))
     names = {"connection": "snowflake_connection", "checks": "checks_file"}
     settings = load_settings(**{names.get(k, k): v for k, v in flags.items()})
     configure(settings.log_dir, settings.log_level)

@@ -103,6 +103,23 @@ def test_a_missing_or_foreign_kernel_is_registered_inside_this_environment() -> 
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_connect_twice_from_a_notebook_folder_stays_in_the_project(tmp_path: Path) -> None:
+    """In Jupyter the kernel starts in notebooks/ and workdir is "..": rerunning the cell must not climb again."""
+    import subprocess
+
+    (tmp_path / "notebooks").mkdir()
+    code = ("import os\nfrom engagement import notebooks\n"
+            "for _ in range(2):\n"
+            "    settings, eng = notebooks.connect('..', warehouse='w.duckdb')\n"
+            "    print(os.getcwd(), eng.location)\n"
+            "    eng.close()\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "notebooks", capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    want = f"{tmp_path} {tmp_path / 'w.duckdb'}"
+    assert proc.stdout.splitlines() == [want, want]
+
+
 # -- the chain --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
