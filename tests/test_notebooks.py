@@ -267,6 +267,31 @@ def test_a_chain_run_by_a_scheduler_is_closed_from_its_copies(tmp_path: Path, mo
     assert done.status.value == "SUCCEEDED" and done.error is None
 
 
+def test_a_failed_check_exits_1_and_the_checks_file_reaches_the_notebook(tmp_path: Path) -> None:
+    from tests.test_cli import GOOD
+    from tests.conftest import write_files
+
+    write_files(tmp_path / "src", GOOD)
+    (tmp_path / "strict.yml").write_text(
+        "checks:\n  - {name: fact_needs_a_million, type: row_count, table: fact_click_events, fail: 1000000}\n")
+    proc = cli(tmp_path, "notebooks", "run", "--source", "src", "--warehouse", "w.duckdb", "--checks", "strict.yml")
+    assert proc.returncode == 1, proc.stderr + proc.stdout
+    (copy,) = (tmp_path / "runs").glob("*/*/03_quality.ipynb")
+    nb = nbformat.read(copy, as_version=4)
+    assert nb.metadata.papermill.parameters["checks"] == "strict.yml"
+    shown = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                      for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "fact_needs_a_million" in shown and "FAILED" in shown and "exit code 1" in shown
+    eng = DuckDBEngine(tmp_path / "w.duckdb")
+    try:
+        (run,) = [r for r in rows(eng, "ingestion_logs") if r["step"] == "run"]
+        checks = rows(eng, "dq_check_logs")
+    finally:
+        eng.close()
+    assert run["status"] == "SUCCEEDED"  # the run worked; its data failed a check
+    assert [(c["check_name"], c["status"]) for c in checks] == [("fact_needs_a_million", "FAILED")]
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
