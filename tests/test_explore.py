@@ -93,6 +93,7 @@ def test_activity_by_region_joins_customers(loaded) -> None:
     assert list(got.index)[0] == "EMEA"  # most events first
 
 
+@pytest.mark.engines("duckdb")  # dq_history reads the log table through read_table, tested on both engines
 def test_dq_history_keeps_the_last_runs(engine, source, run) -> None:
     root = source(SOURCE)
     first, second = run(root), run(root)
