@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SAMPLE ?= data/sample
 WAREHOUSE ?= warehouse/engagement.duckdb
+RUNS   ?= runs
 EVENTS ?= 100000
 CUSTOMERS ?= 2000
 DAYS ?= 7
@@ -20,15 +21,17 @@ $(BIN)/engagement: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/engagement notebooks kernel
 	@touch $@
 
-setup: $(BIN)/engagement  ## Create .venv and install the package with its test extras
+setup: $(BIN)/engagement  ## Create .venv, install the package with its test extras, register its Jupyter kernel
 
 $(SAMPLE)/manifest.json: | $(BIN)/engagement
 	$(BIN)/engagement generate --out $(SAMPLE) --customers $(CUSTOMERS) --events $(EVENTS) --days $(DAYS) --start-date $(START)
 
-demo: setup $(SAMPLE)/manifest.json  ## Generate sample data and run the pipeline on the embedded DuckDB engine
-	$(BIN)/engagement run --source $(SAMPLE) --warehouse $(WAREHOUSE)
+demo: setup $(SAMPLE)/manifest.json  ## Generate sample data and run the pipeline notebooks on the embedded DuckDB engine
+	$(BIN)/engagement notebooks run --source $(SAMPLE) --warehouse $(WAREHOUSE) --output-dir $(RUNS)
+	@echo "Executed notebooks: $$(ls -d $(abspath $(RUNS))/*/* | tail -n 1)/"
 	@echo "Warehouse: $(abspath $(WAREHOUSE)). Past runs: $(BIN)/engagement status --warehouse $(WAREHOUSE)"
 
 test: setup  ## Run the test suite

@@ -296,6 +296,72 @@ def sql(
     _guard(work)
 
 
+notebooks_app = typer.Typer(
+    help=(
+        "The pipeline as parameterized Jupyter notebooks (notebooks/01_ingest, 02_transform, 03_quality) run by "
+        "papermill; each run leaves its executed notebooks as a readable log."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(notebooks_app, name="notebooks")
+
+
+@notebooks_app.command("run")
+def notebooks_run(
+    source: SourceOpt = None,
+    warehouse: WarehouseOpt = None,
+    engine: EngineOpt = None,
+    connection: ConnectionOpt = None,
+    checks: ChecksOpt = None,
+    output_dir: Annotated[Path, typer.Option(
+        "--output-dir", "-o",
+        help="Folder for the executed notebooks: OUTPUT_DIR/RUN_DATE/RUN_ID/01_ingest.ipynb and so on.")] = Path("runs"),
+    run_date: Annotated[str | None, typer.Option(
+        "--run-date",
+        help="The date the run is for, YYYY-MM-DD (e.g. the scheduler's logical date); names the folder of the "
+        "executed notebooks and is passed to them. Default: today (UTC).")] = None,
+) -> None:
+    """Run the pipeline notebooks in order with papermill under one run id, then print a summary.
+
+    Each notebook runs in a fresh kernel of this Python environment (kernel 'engagement', registered when missing).
+    Executed copies go to OUTPUT_DIR/RUN_DATE/RUN_ID/NN_name.ipynb; each path is recorded in ingestion_logs.
+    The first notebook that fails stops the chain, and the run gets an ERROR row naming that notebook.
+
+    Exit codes: 0 succeeded, 1 a check FAILED, 2 a bad setting (found before any kernel starts), 3 a notebook failed.
+    """
+
+    def work() -> ExitCode:
+        from engagement.notebook_report import chain_progress, chain_summary
+        from engagement.notebooks import run_chain
+        from engagement.report import exit_code
+
+        settings = _settings(source=source, warehouse=warehouse, engine=engine, snowflake_connection=connection,
+                             checks_file=checks)
+        with chain_progress(err_console) as observer:
+            result = run_chain(settings, output_dir=output_dir, run_date=run_date, observer=observer)
+        out_console.print(chain_summary(result, str(settings.log_dir / "engagement.log")))
+        return exit_code(result.run)
+
+    raise typer.Exit(_guard(work))
+
+
+@notebooks_app.command("kernel")
+def notebooks_kernel() -> None:
+    """Register this environment's Jupyter kernel 'engagement' (inside the environment) if it is missing.
+
+    `engagement notebooks run` does it by itself; this is for opening the notebooks in Jupyter.
+    """
+
+    def work() -> None:
+        from engagement.notebooks import KERNEL_DISPLAY_NAME, ensure_kernel
+
+        folder = ensure_kernel()
+        out_console.print(f"Jupyter kernel '{KERNEL_DISPLAY_NAME}' runs {sys.executable} ({folder})", highlight=False)
+
+    _guard(work)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="engagement")

@@ -45,3 +45,9 @@ class WarehouseError(EngagementError):
 
 class WarehouseLockedError(WarehouseError):
     """Another process holds the embedded warehouse file."""
+
+
+class StepFailed(EngagementError):
+    """A step of a pipeline phase errored; its ERROR row (with this message) is in ``ingestion_logs``."""
+
+    exit_code = ExitCode.STEP_ERROR

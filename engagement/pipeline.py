@@ -3,6 +3,12 @@
 Steps call the engine interface only; they own ordering, logging and error
 handling, never SQL. The first step that errors stops the run; the tables it
 was writing keep their previous state (each engine call is atomic).
+
+:func:`run_pipeline` runs a whole run in one process. The same run can also be
+driven phase by phase, each phase possibly in another process (the notebooks of
+:mod:`engagement.notebooks`): :func:`start_run`, :func:`ingest_phase`,
+:func:`transform_phase`, :func:`quality_phase`, :func:`finish_run`. A phase
+learns what the earlier ones did from the run's rows in ``ingestion_logs``.
 """
 
 from __future__ import annotations
@@ -13,17 +19,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from engagement import checks as check_rules
 from engagement.alerts import Links, send_alert
 from engagement.config import Settings
 from engagement.engines.base import Engine, RunContext
-from engagement.exceptions import EngagementError
+from engagement.exceptions import ConfigError, EngagementError, StepFailed
 from engagement.check_file import load_checks
 from engagement.history import check_context
 from engagement.model import DQ_CHECK_LOGS, INGESTION_LOGS, SOURCES, Check
 from engagement.results import CheckResult, Delivery, RunResult, StepResult, StepStatus
-from engagement.sources import SourceFile, check_root, describe_patterns, discover
+from engagement.sources import Root, SourceFile, check_root, discover, no_files_warning
 
 log = logging.getLogger("engagement")
 
@@ -55,18 +62,22 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"
 
 
-def log_step(engine: Engine, run: RunResult, step: StepResult) -> None:
-    """Write (or rewrite) ``step``'s row of ``ingestion_logs`` for ``run``."""
-    row = {**vars(step), "run_id": run.run_id, "engine": run.engine, "source": run.source, "status": step.status.value}
+def log_step(engine: Engine, run: RunResult, step: StepResult, notebook: str | None = None) -> None:
+    """Write (or rewrite) ``step``'s row of ``ingestion_logs`` for ``run`` (and the notebook it ran in)."""
+    row = {**vars(step), "run_id": run.run_id, "engine": run.engine, "source": run.source,
+           "status": step.status.value, "notebook": notebook}
     engine.write_log(INGESTION_LOGS, [row], key=("run_id", "step", "table_name"))
 
 
 class _Run:
     """One run's state and its logging; the public entry point is :func:`run_pipeline`."""
 
-    def __init__(self, engine: Engine, source: str, run_id: str, observer: Observer) -> None:
+    def __init__(self, engine: Engine, source: str, run_id: str, observer: Observer, *,
+                 started_at: datetime | None = None, notebook: str | None = None) -> None:
         self.engine, self.observer = engine, observer
-        self.ctx = RunContext(run_id, utcnow(), engine.name, source)
+        self.ctx = RunContext(run_id, started_at or utcnow(), engine.name, source)
+        self.notebook = notebook  # the executed notebook writing these rows, if any
+        self.done: set[tuple[str, str | None]] = set()  # steps that already SUCCEEDED in this run
         self.result = RunResult(run_id, engine.name, source, engine.location)
         self.log = logging.LoggerAdapter(log, {"run_id": run_id})
         self.run_step = StepResult("run", None, StepStatus.STARTED, self.ctx.started_at)
@@ -101,10 +112,16 @@ class _Run:
         return self.step("checks", DQ_CHECK_LOGS.name, work)
 
     def _write(self, step: StepResult) -> None:
-        log_step(self.engine, self.result, step)
+        log_step(self.engine, self.result, step, notebook=self.notebook)
 
     def step(self, name: str, table: str | None, work: Callable[[StepResult], None], files: int = 0) -> bool:
-        """Run one step: log STARTED, do ``work``, log SUCCEEDED or ERROR. False when it errored."""
+        """Run one step: log STARTED, do ``work``, log SUCCEEDED or ERROR. False when it errored.
+
+        A step that already SUCCEEDED in this run (a phase retried) is not run again.
+        """
+        if (name, table) in self.done:
+            self.log.info("step %s %s already SUCCEEDED in this run: not run again", name, table or "")
+            return True
         result = StepResult(name, table, StepStatus.STARTED, utcnow())
         self._write(result)
         self.observer.step_started(name, table, files)
@@ -144,7 +161,12 @@ def run_pipeline(
     engine.setup()
     run = _Run(engine, str(source), run_id or new_run_id(), observer or Observer())
     run.start()
+    ok = _ingest(run, root) and _transform(run) and run.checks(checks)
+    return run.finish(ok)
 
+
+def _ingest(run: _Run, root: Root) -> bool:
+    """The ingest phase: discover the files, then load each source's raw table. False when a step errored."""
     files: dict[str, list[SourceFile]] = {}
 
     def find(step: StepResult) -> None:
@@ -152,7 +174,7 @@ def run_pipeline(
         step.files = sum(len(v) for v in files.values())
         for s in SOURCES:
             if not files[s.name]:
-                warning = f"no {s.name} files under {root.url} (expected {describe_patterns(s)}): {s.raw.name} is emptied"
+                warning = no_files_warning(s, root.url)
                 run.result.warnings.append(warning)
                 run.log.warning(warning)
 
@@ -162,27 +184,163 @@ def run_pipeline(
             break
 
         def ingest(step: StepResult, s=s) -> None:
-            counts = engine.ingest(run.ctx, s, files[s.name], on_file=run.observer.file_loaded)
+            counts = run.engine.ingest(run.ctx, s, files[s.name], on_file=run.observer.file_loaded)
             run.result.ingest.append(counts)
             step.files, step.rows_read = counts.files, counts.read
             step.rows_rejected, step.rows_loaded = counts.rejected_total, counts.accepted
 
         ok = run.step("ingest", s.raw.name, ingest, files=len(files[s.name]))
+    return ok
+
+
+def _transform(run: _Run) -> bool:
+    """The transform phase: MERGE each source's accepted rows into its target. False when a step errored."""
+    ok = True
     for s in SOURCES:
         if not ok:
             break
 
         def merge(step: StepResult, s=s) -> None:
-            counts = engine.merge(run.ctx, s)
+            counts = run.engine.merge(run.ctx, s)
             run.result.merges.append(counts)
             step.rows_read = counts.accepted
             step.rows_inserted, step.rows_updated = counts.inserted, counts.updated
             step.rows_unchanged, step.rows_collapsed = counts.unchanged, counts.collapsed
 
         ok = run.step("merge", s.target.name, merge)
-    if ok:
-        ok = run.checks(checks)
-    return run.finish(ok)
+    return ok
+
+
+# -- a run driven phase by phase (one notebook per phase) ------------------------------------
+
+# The steps that make a phase done (discover aside: every attempt at the ingest phase repeats it).
+PHASE_STEPS: dict[str, list[tuple[str, str | None]]] = {
+    "ingest": [("ingest", s.raw.name) for s in SOURCES],
+    "transform": [("merge", s.target.name) for s in SOURCES],
+    "quality": [("checks", DQ_CHECK_LOGS.name)],
+}
+
+
+def start_run(engine: Engine, source: str | Path, *, run_id: str | None = None) -> str:
+    """Open a run to be driven phase by phase: write its 'run' row STARTED; return its id.
+
+    When ``run_id`` names a run already in ``ingestion_logs``, nothing is written (the
+    runner opens the run before its first notebook does, and a phase may be retried).
+    Raises ConfigError when ``source`` is no folder, or is not the source of that run.
+    """
+    check_root(source)
+    engine.setup()
+    run_id = run_id or new_run_id()
+    existing = engine.read_table(INGESTION_LOGS, where={"run_id": run_id, "step": "run"})
+    if existing.empty:
+        _Run(engine, str(source), run_id, Observer()).start()
+    elif existing.source.iloc[0] != str(source):
+        raise ConfigError(f"run {run_id} reads source {existing.source.iloc[0]}, not {source}; "
+                          "pass the same source to every phase, or start a new run")
+    return run_id
+
+
+def ingest_phase(engine: Engine, run_id: str, *, notebook: str | None = None,
+                 observer: Observer | None = None) -> RunResult:
+    """Phase 1 of an open run: discover the source files and load both raw tables.
+
+    Returns what this phase did. Raises StepFailed once a step errored (its ERROR row,
+    with ``notebook``, is written first); steps that already SUCCEEDED in the run are
+    not repeated, so a failed phase can be retried under the same run id.
+    """
+    run, _ = _resume(engine, run_id, notebook, observer)
+    return _phase_done(run, _ingest(run, check_root(run.ctx.source)))
+
+
+def transform_phase(engine: Engine, run_id: str, *, notebook: str | None = None,
+                    observer: Observer | None = None) -> RunResult:
+    """Phase 2 of an open run: MERGE the accepted rows into dim_customer and fact_click_events.
+
+    Needs the run's ingest steps SUCCEEDED (ConfigError otherwise); raises StepFailed
+    like :func:`ingest_phase`.
+    """
+    run, _ = _resume(engine, run_id, notebook, observer)
+    _require(run, "ingest")
+    return _phase_done(run, _transform(run))
+
+
+def quality_phase(engine: Engine, run_id: str, *, checks: Sequence[Check] | None = None,
+                  notebook: str | None = None, observer: Observer | None = None) -> RunResult:
+    """Phase 3 of an open run: the data-quality checks into dq_check_logs.
+
+    ``checks`` default to the package's ``checks.yml``. Needs the run's merge steps
+    SUCCEEDED (ConfigError otherwise); raises StepFailed like :func:`ingest_phase`. A
+    FAILED check is an outcome, not an error: it is in the result.
+    """
+    checks = load_checks() if checks is None else checks
+    run, _ = _resume(engine, run_id, notebook, observer)
+    _require(run, "transform")
+    return _phase_done(run, run.checks(checks))
+
+
+def finish_run(engine: Engine, run_id: str, *, failure: str | None = None,
+               notebook: str | None = None) -> RunResult:
+    """Close a run's 'run' row and return the whole run, read back from the warehouse.
+
+    The run SUCCEEDED when every phase's steps SUCCEEDED and no ``failure`` is given
+    (``failure``: what stopped a notebook outside any step). Otherwise it is an ERROR
+    whose message is the first failed step's, else ``failure``, else which phase never
+    ran. A run already closed is returned as it is, unless a ``failure`` is given.
+    """
+    from engagement.runlog import load_run
+
+    run, steps = _resume(engine, run_id, notebook, None, open_only=False)
+    if run.run_step.status is not StepStatus.STARTED and failure is None:
+        return load_run(engine, run_id)
+    error = None
+    for s in steps.itertuples():
+        if s.status != StepStatus.SUCCEEDED.value:
+            table = f" {s.table_name}" if isinstance(s.table_name, str) else ""
+            error = s.error_message if isinstance(s.error_message, str) else f"step {s.step}{table} did not finish"
+            break
+    missing = [phase for phase, names in PHASE_STEPS.items() if not set(names) <= run.done]
+    if error is None and failure is None and missing:
+        error = f"the run ended before its {missing[0]} phase"
+    run.result.error = error or failure
+    run.finish(run.result.error is None)
+    return load_run(engine, run_id)
+
+
+def _resume(engine: Engine, run_id: str, notebook: str | None, observer: Observer | None,
+            *, open_only: bool = True) -> tuple[_Run, Any]:
+    """The run ``run_id`` as its rows in ingestion_logs tell it, to go on with it in this process;
+    also its step rows (a DataFrame, in the order they started)."""
+    engine.setup()
+    rows = engine.read_table(INGESTION_LOGS, where={"run_id": run_id}, order_by=["started_at"])
+    head = rows[rows.step == "run"]
+    if head.empty:
+        raise ConfigError(f"run {run_id!r} is not in ingestion_logs of {engine.location}; "
+                          "open it first with start_run (the 01_ingest notebook does)")
+    r = head.iloc[0]
+    if r.engine != engine.name:
+        raise ConfigError(f"run {run_id} runs on engine {r.engine}, not {engine.name}; use the same engine for every phase")
+    if open_only and r.status != StepStatus.STARTED.value:
+        raise ConfigError(f"run {run_id} is already closed ({r.status}); start a new run")
+    run = _Run(engine, r.source, run_id, observer or Observer(), started_at=r.started_at.to_pydatetime(),
+               notebook=notebook)
+    run.run_step.status = StepStatus(r.status)
+    steps = rows[rows.step != "run"]
+    # discover is always repeated: the ingest steps need its file list
+    run.done = {(s.step, s.table_name if isinstance(s.table_name, str) else None) for s in steps.itertuples()
+                if s.status == StepStatus.SUCCEEDED.value and s.step != "discover"}
+    return run, steps
+
+
+def _require(run: _Run, phase: str) -> None:
+    missing = [f"{step} {table}" for step, table in PHASE_STEPS[phase] if (step, table) not in run.done]
+    if missing:
+        raise ConfigError(f"run {run.ctx.run_id}: {', '.join(missing)} has not SUCCEEDED; run the {phase} phase first")
+
+
+def _phase_done(run: _Run, ok: bool) -> RunResult:
+    if not ok:
+        raise StepFailed(run.result.error or "a step errored")
+    return run.result
 
 
 def run_checks_only(

@@ -179,6 +179,11 @@ def describe_patterns(source: Source) -> str:
     return ", ".join(p for p in source.patterns if not p.endswith(".gz")) + " (optionally .gz)"
 
 
+def no_files_warning(source: Source, where: str) -> str:
+    """The warning of a run whose root (``where``) holds no file of ``source`` (its raw table is emptied)."""
+    return f"no {source.name} files under {where} (expected {describe_patterns(source)}): {source.raw.name} is emptied"
+
+
 def discover(root: Root) -> dict[str, list[SourceFile]]:
     """Files per source name. Raises SourceError when the root holds no input file at all."""
     files = {s.name: list_files(root, s) for s in SOURCES}
