@@ -63,6 +63,10 @@ ChecksOpt = Annotated[
     typer.Option("--checks", help="YAML file of data-quality checks (env ENGAGEMENT_CHECKS_FILE; default: the package's checks.yml)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables and progress.")]
+FullRefreshOpt = Annotated[bool, typer.Option(
+    "--full-refresh",
+    help="Reload every source file. By default a file merged before and unchanged since (same size and mtime, or "
+    "S3 ETag) is skipped, and a source with nothing new keeps its previous load (env ENGAGEMENT_FULL_REFRESH).")]
 
 
 def _guard(work: Callable[[], T]) -> T:
@@ -148,9 +152,12 @@ def run(
     engine: EngineOpt = None,
     connection: ConnectionOpt = None,
     checks: ChecksOpt = None,
+    full_refresh: FullRefreshOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest the source, MERGE dim_customer and fact_click_events, run the checks, print a summary.
+
+    Only new and changed files are read (see --full-refresh).
 
     Exit code 0 when every step succeeded and no check FAILED, 1 when a check FAILED,
     2 for a usage or configuration error, 3 when a step errored.
@@ -160,9 +167,9 @@ def run(
         from engagement.pipeline import run_pipeline
 
         settings = _settings(source=source, warehouse=warehouse, engine=engine, snowflake_connection=connection,
-                             checks_file=checks)
+                             checks_file=checks, full_refresh=full_refresh or None)
         return _execute(settings, as_json, lambda eng, obs, checks: run_pipeline(
-            eng, settings.source, checks=checks, observer=obs))
+            eng, settings.source, checks=checks, observer=obs, full_refresh=settings.full_refresh))
 
     raise typer.Exit(_guard(work))
 
@@ -321,6 +328,7 @@ def notebooks_run(
         "--run-date",
         help="The date the run is for, YYYY-MM-DD (e.g. the scheduler's logical date); names the folder of the "
         "executed notebooks and is passed to them. Default: today (UTC).")] = None,
+    full_refresh: FullRefreshOpt = False,
 ) -> None:
     """Run the pipeline notebooks in order with papermill under one run id, then print a summary.
 
@@ -337,7 +345,7 @@ def notebooks_run(
         from engagement.report import exit_code
 
         settings = _settings(source=source, warehouse=warehouse, engine=engine, snowflake_connection=connection,
-                             checks_file=checks)
+                             checks_file=checks, full_refresh=full_refresh or None)
         with chain_progress(err_console) as observer:
             result = run_chain(settings, output_dir=output_dir, run_date=run_date, observer=observer)
         out_console.print(chain_summary(result, str(settings.log_dir / "engagement.log")))

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     log_dir: Path = Field(Path("logs"), description="Folder for the local log file (one line per event, with the run id).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log file level.")
     checks_file: Path | None = Field(None, description="YAML file of data-quality checks; default: the package's checks.yml.")
+    full_refresh: bool = Field(
+        False, description="Reload every source file, even those merged before and unchanged since (same size and "
+        "mtime/ETag); by default only new and changed files are read."
+    )
 
     # Snowflake (engines snowflake and snowpark-local)
     snowflake_connection: str | None = Field(

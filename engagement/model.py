@@ -194,6 +194,7 @@ INGESTION_LOGS = Table(
         ("started_at", TS, False),
         ("finished_at", TS),
         ("files", BI),
+        ("files_skipped", BI),  # files already loaded, unchanged since: not read again
         ("rows_read", BI),
         ("rows_loaded", BI),
         ("rows_rejected", BI),
@@ -231,6 +232,25 @@ DQ_CHECK_LOGS = Table(
     description="One row per check per run.",
 )
 
+LOADED_FILES = Table(
+    "loaded_files",
+    _cols(
+        ("source_table", V, False),
+        ("source_file", V, False),
+        ("size", BI, False),
+        ("version", V, False),
+        ("run_id", V, False),
+        ("state", V, False),
+        ("loaded_at", TS, False),
+    ),
+    key=("source_table", "source_file"),
+    description=(
+        "Load metadata, like Snowflake's COPY history: one row per source file, with the size and "
+        "version (mtime or ETag) it was loaded at. state is INGESTED once in a raw table and MERGED once "
+        "in its target; a MERGED file whose size and version have not changed is not read again."
+    ),
+)
+
 TABLES: tuple[Table, ...] = (
     RAW_CUSTOMERS,
     RAW_EVENTS,
@@ -239,6 +259,7 @@ TABLES: tuple[Table, ...] = (
     REJECTED,
     INGESTION_LOGS,
     DQ_CHECK_LOGS,
+    LOADED_FILES,
 )
 TABLES_BY_NAME = {t.name: t for t in TABLES}
 

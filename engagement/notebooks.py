@@ -38,7 +38,8 @@ KERNEL_DISPLAY_NAME = "Python (engagement)"
 CHAIN = ("01_ingest", "02_transform", "03_quality")
 EXPLORE = "explore"
 # Parameters every pipeline notebook declares in its cell tagged ``parameters``.
-PARAMETERS = ("run_id", "run_date", "source", "engine", "warehouse", "connection", "checks", "notebook", "workdir")
+PARAMETERS = ("run_id", "run_date", "source", "engine", "warehouse", "connection", "checks", "notebook",
+              "full_refresh", "workdir")
 # Where the process started (a notebook's kernel: the notebook's folder): ``workdir`` is relative
 # to it, so that running a notebook's connect cell twice does not climb one more folder.
 STARTED_IN = os.getcwd()
@@ -231,7 +232,8 @@ def open_chain(settings: Settings, *, output_dir: Path = Path("runs"), run_date:
     parameters = {
         "run_id": run_id, "run_date": run_date, "source": settings.source, "engine": settings.engine,
         "warehouse": str(settings.warehouse), "connection": settings.snowflake_connection,
-        "checks": str(settings.checks_file) if settings.checks_file else None, "workdir": os.getcwd(),
+        "checks": str(settings.checks_file) if settings.checks_file else None,
+        "full_refresh": settings.full_refresh, "workdir": os.getcwd(),
     }
     return run_id, folder, parameters
 

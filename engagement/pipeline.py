@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engagement import checks as check_rules
+from engagement import incremental
 from engagement.alerts import Links, send_alert
 from engagement.config import Settings
 from engagement.engines.base import Engine, RunContext
@@ -77,7 +78,8 @@ class _Run:
         self.engine, self.observer = engine, observer
         self.ctx = RunContext(run_id, started_at or utcnow(), engine.name, source)
         self.notebook = notebook  # the executed notebook writing these rows, if any
-        self.done: set[tuple[str, str | None]] = set()  # steps that already SUCCEEDED in this run
+        self.done: set[tuple[str, str | None]] = set()  # steps that already SUCCEEDED (or SKIPPED) in this run
+        self.skipped: set[str] = set()  # raw tables whose ingest this run SKIPPED: nothing new to merge
         self.result = RunResult(run_id, engine.name, source, engine.location)
         self.log = logging.LoggerAdapter(log, {"run_id": run_id})
         self.run_step = StepResult("run", None, StepStatus.STARTED, self.ctx.started_at)
@@ -128,7 +130,8 @@ class _Run:
         self.log.info("step %s %s started", name, table or "")
         try:
             work(result)
-            result.status = StepStatus.SUCCEEDED
+            if result.status is StepStatus.STARTED:  # work may say SKIPPED
+                result.status = StepStatus.SUCCEEDED
         except Exception as exc:  # every error ends as an ERROR row, never a silent stop
             result.status, result.error_message = StepStatus.ERROR, one_line(exc)
             self.result.error = result.error_message
@@ -139,7 +142,7 @@ class _Run:
         self.result.steps.append(result)
         self.observer.step_finished(result)
         self.log.info("step %s %s %s in %.2fs", name, table or "", result.status.value, result.seconds)
-        return result.status is StepStatus.SUCCEEDED
+        return result.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
 
 
 def run_pipeline(
@@ -149,8 +152,12 @@ def run_pipeline(
     run_id: str | None = None,
     checks: Sequence[Check] | None = None,
     observer: Observer | None = None,
+    full_refresh: bool = False,
 ) -> RunResult:
     """Ingest every source under ``source``, MERGE the targets, run ``checks``; return what happened.
+
+    Files merged before and unchanged since (same size and version) are skipped; a source
+    with nothing new keeps its previous load. ``full_refresh`` reloads every file.
 
     ``checks`` default to the package's ``checks.yml``. Raises ConfigError
     (before anything is written) when ``source`` is no folder or the checks are
@@ -161,22 +168,27 @@ def run_pipeline(
     engine.setup()
     run = _Run(engine, str(source), run_id or new_run_id(), observer or Observer())
     run.start()
-    ok = _ingest(run, root) and _transform(run) and run.checks(checks)
+    ok = _ingest(run, root, full_refresh) and _transform(run) and run.checks(checks)
     return run.finish(ok)
 
 
-def _ingest(run: _Run, root: Root) -> bool:
-    """The ingest phase: discover the files, then load each source's raw table. False when a step errored."""
+def _ingest(run: _Run, root: Root, full_refresh: bool = False) -> bool:
+    """The ingest phase: discover the files, then load each source's raw table with its new and
+    changed files (every file with ``full_refresh``). False when a step errored."""
     files: dict[str, list[SourceFile]] = {}
+    skipped: dict[str, int] = {}
 
     def find(step: StepResult) -> None:
-        files.update(discover(root))
-        step.files = sum(len(v) for v in files.values())
+        found = discover(root)
+        step.files = sum(len(v) for v in found.values())
         for s in SOURCES:
-            if not files[s.name]:
+            files[s.name], skipped[s.name] = (found[s.name], 0) if full_refresh else \
+                incremental.split_new(run.engine, s, found[s.name])
+            if not found[s.name]:
                 warning = no_files_warning(s, root.url)
                 run.result.warnings.append(warning)
                 run.log.warning(warning)
+        step.files_skipped = sum(skipped.values())
 
     ok = run.step("discover", None, find)
     for s in SOURCES:
@@ -184,7 +196,15 @@ def _ingest(run: _Run, root: Root) -> bool:
             break
 
         def ingest(step: StepResult, s=s) -> None:
+            step.files_skipped = skipped[s.name]
+            if skipped[s.name] and not files[s.name]:
+                # nothing new: the raw table keeps its previous load, already merged
+                step.status, step.files = StepStatus.SKIPPED, 0
+                run.skipped.add(s.raw.name)
+                return
             counts = run.engine.ingest(run.ctx, s, files[s.name], on_file=run.observer.file_loaded)
+            counts.skipped = skipped[s.name]
+            incremental.record(run.engine, s, files[s.name], run.ctx.run_id, run.ctx.started_at)
             run.result.ingest.append(counts)
             step.files, step.rows_read = counts.files, counts.read
             step.rows_rejected, step.rows_loaded = counts.rejected_total, counts.accepted
@@ -194,14 +214,19 @@ def _ingest(run: _Run, root: Root) -> bool:
 
 
 def _transform(run: _Run) -> bool:
-    """The transform phase: MERGE each source's accepted rows into its target. False when a step errored."""
+    """The transform phase: MERGE each source's accepted rows into its target (not a source whose
+    ingest was SKIPPED: its load is merged already). False when a step errored."""
     ok = True
     for s in SOURCES:
         if not ok:
             break
 
         def merge(step: StepResult, s=s) -> None:
+            if s.raw.name in run.skipped:
+                step.status = StepStatus.SKIPPED
+                return
             counts = run.engine.merge(run.ctx, s)
+            incremental.mark_merged(run.engine, s, run.ctx.run_id)
             run.result.merges.append(counts)
             step.rows_read = counts.accepted
             step.rows_inserted, step.rows_updated = counts.inserted, counts.updated
@@ -241,15 +266,16 @@ def start_run(engine: Engine, source: str | Path, *, run_id: str | None = None) 
 
 
 def ingest_phase(engine: Engine, run_id: str, *, notebook: str | None = None,
-                 observer: Observer | None = None) -> RunResult:
-    """Phase 1 of an open run: discover the source files and load both raw tables.
+                 observer: Observer | None = None, full_refresh: bool = False) -> RunResult:
+    """Phase 1 of an open run: discover the source files and load both raw tables with the new
+    and changed files (every file with ``full_refresh``).
 
     Returns what this phase did. Raises StepFailed once a step errored (its ERROR row,
     with ``notebook``, is written first); steps that already SUCCEEDED in the run are
     not repeated, so a failed phase can be retried under the same run id.
     """
     run, _ = _resume(engine, run_id, notebook, observer)
-    return _phase_done(run, _ingest(run, check_root(run.ctx.source)))
+    return _phase_done(run, _ingest(run, check_root(run.ctx.source), full_refresh))
 
 
 def transform_phase(engine: Engine, run_id: str, *, notebook: str | None = None,
@@ -326,8 +352,10 @@ def _resume(engine: Engine, run_id: str, notebook: str | None, observer: Observe
     run.run_step.status = StepStatus(r.status)
     steps = rows[rows.step != "run"]
     # discover is always repeated: the ingest steps need its file list
+    finished = (StepStatus.SUCCEEDED.value, StepStatus.SKIPPED.value)
     run.done = {(s.step, s.table_name if isinstance(s.table_name, str) else None) for s in steps.itertuples()
-                if s.status == StepStatus.SUCCEEDED.value and s.step != "discover"}
+                if s.status in finished and s.step != "discover"}
+    run.skipped = {s.table_name for s in steps.itertuples() if s.step == "ingest" and s.status == StepStatus.SKIPPED.value}
     return run, steps
 
 

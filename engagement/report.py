@@ -18,7 +18,7 @@ from engagement.sources import SourceFile
 
 STYLE = {
     "PASSED": "green", "SUCCEEDED": "green", "WARN": "yellow", "FAILED": "red", "ERROR": "bold red",
-    "STARTED": "cyan",
+    "STARTED": "cyan", "SKIPPED": "dim",
 }
 
 
@@ -104,6 +104,13 @@ def summary(result: RunResult, log_file: str | None = None) -> Group:
     if result.error:
         lines.append(f"[red]error: {result.error}[/]")
     lines += [f"[yellow]warning: {w}[/]" for w in result.warnings]
+    for step in result.steps:
+        if step.step == "ingest" and step.status is StepStatus.SKIPPED:
+            lines.append(f"nothing new for {SOURCES_BY_RAW[step.table_name].name}: its {step.files_skipped} file(s) were "
+                         "loaded before and are unchanged (--full-refresh reloads them)")
+        elif step.step == "ingest" and step.files_skipped:
+            lines.append(f"{SOURCES_BY_RAW[step.table_name].name}: {step.files_skipped} unchanged file(s) skipped, "
+                         f"{step.files} new or changed loaded")
     if any(i.rejected_total for i in result.ingest):
         lines.append(f"rejected records: table rejected_records, run_id = '{result.run_id}'")
     for a in result.alerts:

@@ -10,6 +10,7 @@ from enum import StrEnum
 class StepStatus(StrEnum):
     STARTED = "STARTED"
     SUCCEEDED = "SUCCEEDED"
+    SKIPPED = "SKIPPED"  # nothing new to do: every file of the source was loaded before, unchanged
     ERROR = "ERROR"
 
 
@@ -34,6 +35,7 @@ class IngestCounts:
     files: int
     read: int
     rejected: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0  # files loaded before and unchanged since: not read
 
     @property
     def rejected_total(self) -> int:
@@ -114,6 +116,7 @@ class StepResult:
     rows_updated: int | None = None
     rows_unchanged: int | None = None
     rows_collapsed: int | None = None
+    files_skipped: int | None = None
     error_message: str | None = None
 
     @property

@@ -71,7 +71,7 @@ def load_run(engine: Engine, run_id: str) -> RunResult:
         step = StepResult(
             r["step"], r["table_name"], StepStatus(r["status"]), r["started_at"], r["finished_at"],
             **{k: _int(r[k]) for k in ("files", "rows_read", "rows_loaded", "rows_rejected", "rows_inserted",
-                                       "rows_updated", "rows_unchanged", "rows_collapsed")},
+                                       "rows_updated", "rows_unchanged", "rows_collapsed", "files_skipped")},
             error_message=r["error_message"],
         )
         result.steps.append(step)

@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS "ENGAGEMENT"."MARKETING"."INGESTION_LOGS" (
     STARTED_AT               TIMESTAMP_NTZ NOT NULL,
     FINISHED_AT              TIMESTAMP_NTZ,
     FILES                    NUMBER(38,0),
+    FILES_SKIPPED            NUMBER(38,0),
     ROWS_READ                NUMBER(38,0),
     ROWS_LOADED              NUMBER(38,0),
     ROWS_REJECTED            NUMBER(38,0),
@@ -113,3 +114,14 @@ CREATE TABLE IF NOT EXISTS "ENGAGEMENT"."MARKETING"."DQ_CHECK_LOGS" (
     CHECKED_AT               TIMESTAMP_NTZ NOT NULL
 )
 COMMENT = 'One row per check per run.';
+
+CREATE TABLE IF NOT EXISTS "ENGAGEMENT"."MARKETING"."LOADED_FILES" (
+    SOURCE_TABLE             VARCHAR NOT NULL,
+    SOURCE_FILE              VARCHAR NOT NULL,
+    SIZE                     NUMBER(38,0) NOT NULL,
+    VERSION                  VARCHAR NOT NULL,
+    RUN_ID                   VARCHAR NOT NULL,
+    STATE                    VARCHAR NOT NULL,
+    LOADED_AT                TIMESTAMP_NTZ NOT NULL
+)
+COMMENT = 'Load metadata, like Snowflake''s COPY history: one row per source file, with the size and version (mtime or ETag) it was loaded at. state is INGESTED once in a raw table and MERGED once in its target; a MERGED file whose size and version have not changed is not read again.';

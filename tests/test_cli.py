@@ -159,7 +159,8 @@ def test_status_lists_runs_newest_first(tmp_path: Path) -> None:
     second = json.loads(cli(tmp_path, "run", "-s", "src", "-w", "w.duckdb", "--json").stdout)["run_id"]
     runs = json.loads(cli(tmp_path, "status", "-w", "w.duckdb", "--json").stdout)
     assert [r["run_id"] for r in runs] == [second, first]
-    assert runs[0]["status"] == "SUCCEEDED" and runs[0]["rows_read"] == 4 and runs[0]["checks"] == "PASSED"
+    assert runs[1]["status"] == "SUCCEEDED" and runs[1]["rows_read"] == 4 and runs[1]["checks"] == "PASSED"
+    assert runs[0]["status"] == "SUCCEEDED" and runs[0]["rows_read"] == 0  # nothing new: no file read
     table = cli(tmp_path, "status", "-w", "w.duckdb")
     assert table.returncode == 0 and second in table.stdout
 

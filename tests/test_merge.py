@@ -89,10 +89,20 @@ BATCH_B = {
 
 
 def test_rerun_on_the_same_input_changes_nothing(engine, source, run):
-    root = source({**BATCH_A, **BATCH_B})
+    root_files = {**BATCH_A, **BATCH_B}
+    root = source(root_files)
     first = run(root)
     before = {name: table(engine, name) for name in TARGETS}
-    second = run(root)
+    # a plain rerun reads nothing: every file was merged and is unchanged
+    skipped = run(root)
+    files = {"customers": sum(k.startswith("customers/") for k in root_files), "clickstream": 0}
+    files["clickstream"] = len(root_files) - files["customers"]
+    assert [(s.step, s.status.value, s.files_skipped) for s in skipped.steps if s.step in ("ingest", "merge")] == [
+        ("ingest", "SKIPPED", files["customers"]), ("ingest", "SKIPPED", files["clickstream"]),
+        ("merge", "SKIPPED", None), ("merge", "SKIPPED", None)]
+    assert all(table(engine, name) == before[name] for name in TARGETS)
+    # a full refresh reads everything again, and the MERGE changes nothing
+    second = run(root, full_refresh=True)
     assert second.status == first.status == "SUCCEEDED"
     assert run_time(engine, second) > run_time(engine, first)
     for name in TARGETS:

@@ -89,6 +89,12 @@ def test_an_s3_source_loads_the_same_tables_as_the_folder(tmp_path: Path, s3_url
     assert json.loads(from_folder.stdout)["tables"] == doc["tables"]
     assert doc["tables"]["fact_click_events"] == manifest["clickstream"]["distinct_keys"]
     assert _tables(tmp_path / "s3.duckdb") == _tables(tmp_path / "local.duckdb")  # lineage paths included
+    # the objects' ETags are their load metadata: a second run reads none of them
+    again = json.loads(cli(tmp_path, "run", "--source", "s3://landing/daily", "--warehouse", "s3.duckdb", "--json",
+                           env=_env(s3_url)).stdout)
+    ingest = {s["table_name"]: (s["status"], s["files_skipped"]) for s in again["steps"] if s["step"] == "ingest"}
+    files = {s["table_name"]: s["files"] for s in doc["steps"] if s["step"] == "ingest"}
+    assert ingest == {t: ("SKIPPED", n) for t, n in files.items()}
 
 
 @pytest.mark.parametrize(
