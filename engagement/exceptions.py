@@ -45,3 +45,7 @@ class WarehouseError(EngagementError):
 
 class WarehouseLockedError(WarehouseError):
     """Another process holds the embedded warehouse file."""
+
+
+class MissingTableError(WarehouseError):
+    """A model table is not in the warehouse yet: nothing was ever loaded there."""

@@ -30,6 +30,9 @@ and none of them runs against an account. Each one, and what real Snowflake does
     built-in functions return a fresh one), and that survives an empty input (filtering an
     empty frame can lose every column locally). Snowflake: a plain ``filter``; the frame
     stays one lazy query.
+``is_null()``
+    IS NULL for a numeric column: local testing keeps a NULL number as NaN, which
+    ``Column.is_null()`` does not see. Snowflake: ``is_null()``.
 """
 
 from __future__ import annotations
@@ -328,3 +331,8 @@ def filtered(frame: DataFrame, condition: Column) -> DataFrame:
     if frame.count() == 0:
         return frame
     raise RuntimeError("local testing lost the columns of a filtered frame that has rows")
+
+
+def is_null(column: Column) -> Column:
+    """IS NULL for a numeric column under local testing, where a NULL number is NaN."""
+    return column.is_null() | column.equal_nan()
