@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     log_dir: Path = Field(Path("logs"), description="Folder for the local log file (one line per event, with the run id).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log file level.")
     checks_file: Path | None = Field(None, description="YAML file of data-quality checks; default: the package's checks.yml.")
+    dashboard_ttl: float = Field(
+        30.0, ge=0, description="Seconds the dashboard reuses an answer before asking the warehouse again."
+    )
 
     # Snowflake (engines snowflake and snowpark-local)
     snowflake_connection: str | None = Field(
@@ -82,6 +85,7 @@ class Settings(BaseSettings):
 FIXES = {
     "engine": f"choose one of: {', '.join(ENGINES)} (--engine or ENGAGEMENT_ENGINE)",
     "log_level": "choose DEBUG, INFO, WARNING or ERROR (ENGAGEMENT_LOG_LEVEL)",
+    "dashboard_ttl": "set ENGAGEMENT_DASHBOARD_TTL to a number of seconds, 0 or more",
 }
 
 
