@@ -7,7 +7,7 @@ WAREHOUSE ?= warehouse/engagement.duckdb
 EVENTS ?= 100000
 CUSTOMERS ?= 2000
 
-.PHONY: setup demo test bench clean help
+.PHONY: setup demo dashboard test bench bench-dashboard clean help
 
 help:  ## List the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -27,6 +27,9 @@ $(SAMPLE)/manifest.json: | $(BIN)/engagement
 demo: setup $(SAMPLE)/manifest.json  ## Generate sample data and run the pipeline on the embedded DuckDB engine
 	$(BIN)/engagement run --source $(SAMPLE) --warehouse $(WAREHOUSE)
 	@echo "Warehouse: $(abspath $(WAREHOUSE)). Past runs: $(BIN)/engagement status --warehouse $(WAREHOUSE)"
+
+dashboard: setup  ## Serve the monitoring dashboard on http://127.0.0.1:8501 (after make demo)
+	$(BIN)/engagement dashboard --warehouse $(WAREHOUSE)
 
 test: setup  ## Run the test suite
 	$(BIN)/python -m pytest -n auto
