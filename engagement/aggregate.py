@@ -1,7 +1,8 @@
 """Aggregate queries declared as data: what the dashboard asks a warehouse for.
 
-An :class:`Aggregate` names a model table, filters, the columns to group by, the
-measures, an optional lookup of a dimension by its key, an order and a limit. Each
+An :class:`Aggregate` names a model table (or another aggregate, whose rows it then
+aggregates further), filters, the columns to group by, the measures, an optional lookup
+of a dimension by its key, an order and a limit. Each
 engine compiles it to its own dialect (DuckDB SQL with quoted identifiers, Snowpark
 DataFrame operations) and runs it inside the warehouse. Only the aggregated rows come
 back, as a pandas frame typed the same way on every engine (:func:`typed_frame`).
@@ -24,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from engagement.identifiers import IDENTIFIER
-from engagement.model import TABLES_BY_NAME, ColumnType, Table
+from engagement.model import TABLES_BY_NAME, ColumnType
 
 
 class Fn(StrEnum):
@@ -139,9 +140,10 @@ class Lookup:
 
 @dataclass(frozen=True)
 class Aggregate:
-    """One aggregate query over a model table. Validated against the model when built."""
+    """One aggregate query over a model table, or over the rows of another aggregate (whose
+    result names are then the columns). Validated against the model when built."""
 
-    table: str
+    table: str | Aggregate
     measures: tuple[Measure, ...] = ()
     by: tuple[Group, ...] = ()
     where: tuple[Condition, ...] = ()
@@ -160,8 +162,20 @@ class Aggregate:
     # -- what engines use --------------------------------------------------------------------
 
     @property
-    def base(self) -> Table:
-        return TABLES_BY_NAME[self.table]
+    def nested(self) -> Aggregate | None:
+        """The aggregate this one reads, or None when it reads a model table."""
+        return self.table if isinstance(self.table, Aggregate) else None
+
+    @property
+    def source(self) -> str:
+        """The model table at the bottom (for messages and errors)."""
+        return self.table.source if isinstance(self.table, Aggregate) else self.table
+
+    @property
+    def tables(self) -> list[str]:
+        """Every model table the query reads, without repeats."""
+        inner = self.table.tables if isinstance(self.table, Aggregate) else [self.table]
+        return list(dict.fromkeys([*inner, *([self.lookup.table] if self.lookup else [])]))
 
     @property
     def outputs(self) -> list[str]:
@@ -193,41 +207,44 @@ class Aggregate:
     # -- validation --------------------------------------------------------------------------
 
     def _validate(self) -> None:
-        if self.table not in TABLES_BY_NAME:
+        if isinstance(self.table, Aggregate):
+            types = {name: self.table.output_type(name) for name in self.table.outputs}
+        elif self.table in TABLES_BY_NAME:
+            types = {c.name: c.type for c in TABLES_BY_NAME[self.table].columns}
+        else:
             raise ValueError(f"aggregate: {self.table!r} is not a table of the model")
-        types = {c.name: c.type for c in self.base.columns}
         if self.lookup is not None:
             types.update(self._lookup_types(self.lookup, types))
         self._types.update(types)
         if not self.by and not self.measures:
-            raise ValueError(f"aggregate on {self.table}: give at least one group or measure")
+            raise ValueError(f"aggregate on {self.source}: give at least one group or measure")
         for c in self.where:
             self._check_condition(c)
         for g in self.by:
             self._check_column(g.column, "group")
             if g.grain is Grain.DAY and types[g.column] not in (ColumnType.TIMESTAMP, ColumnType.DATE):
-                raise ValueError(f"aggregate on {self.table}: day grain needs a timestamp, {g.column} is {types[g.column]}")
+                raise ValueError(f"aggregate on {self.source}: day grain needs a timestamp, {g.column} is {types[g.column]}")
         for m in self.measures:
             if m.column is None:
                 if m.fn is not Fn.COUNT:
-                    raise ValueError(f"aggregate on {self.table}: measure {m.name} ({m.fn}) needs a column")
+                    raise ValueError(f"aggregate on {self.source}: measure {m.name} ({m.fn}) needs a column")
             else:
                 self._check_column(m.column, f"measure {m.name}")
                 if m.fn is Fn.SUM and types[m.column] not in (ColumnType.BIGINT, ColumnType.DOUBLE):
-                    raise ValueError(f"aggregate on {self.table}: cannot sum {m.column} ({types[m.column]})")
+                    raise ValueError(f"aggregate on {self.source}: cannot sum {m.column} ({types[m.column]})")
             for c in m.where:
                 self._check_condition(c)
         names = self.outputs
         for name in names:
             if not IDENTIFIER.match(name):
-                raise ValueError(f"aggregate on {self.table}: result name {name!r} is not a plain identifier")
+                raise ValueError(f"aggregate on {self.source}: result name {name!r} is not a plain identifier")
         if len({n.lower() for n in names}) != len(names):
-            raise ValueError(f"aggregate on {self.table}: result names repeat: {', '.join(names)}")
+            raise ValueError(f"aggregate on {self.source}: result names repeat: {', '.join(names)}")
         for name, _ in self.sort_keys():
             if name not in names:
-                raise ValueError(f"aggregate on {self.table}: cannot order by {name!r}, not in {', '.join(names)}")
+                raise ValueError(f"aggregate on {self.source}: cannot order by {name!r}, not in {', '.join(names)}")
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
-            raise ValueError(f"aggregate on {self.table}: limit must be a positive integer, got {self.limit!r}")
+            raise ValueError(f"aggregate on {self.source}: limit must be a positive integer, got {self.limit!r}")
 
     def _lookup_types(self, lookup: Lookup, base: dict[str, ColumnType]) -> dict[str, ColumnType]:
         if lookup.table not in TABLES_BY_NAME:
@@ -236,7 +253,7 @@ class Aggregate:
         if lookup.key not in other:
             raise ValueError(f"aggregate: lookup table {lookup.table} has no column {lookup.key!r}")
         if lookup.on not in base:
-            raise ValueError(f"aggregate: {self.table} has no column {lookup.on!r} to look up {lookup.table} by")
+            raise ValueError(f"aggregate: {self.source} has no column {lookup.on!r} to look up {lookup.table} by")
         if not lookup.columns:
             raise ValueError(f"aggregate: lookup of {lookup.table} brings no columns")
         out = {}
@@ -244,20 +261,20 @@ class Aggregate:
             if name not in other:
                 raise ValueError(f"aggregate: lookup table {lookup.table} has no column {name!r}")
             if name in base:
-                raise ValueError(f"aggregate: lookup column {lookup.table}.{name} has the name of a column of {self.table}")
+                raise ValueError(f"aggregate: lookup column {lookup.table}.{name} has the name of a column of {self.source}")
             out[name] = other[name]
         return out
 
     def _check_column(self, name: str, what: str) -> None:
         if name not in self._types:
-            raise ValueError(f"aggregate on {self.table}: {what} names an unknown column {name!r}")
+            raise ValueError(f"aggregate on {self.source}: {what} names an unknown column {name!r}")
 
     def _check_condition(self, c: Condition) -> None:
         self._check_column(c.column, "a condition")
         kind = self._types[c.column]
         for v in c.values:
             if not _fits(v, kind):
-                raise ValueError(f"aggregate on {self.table}: {c.column} is {kind}, cannot compare it with {v!r}")
+                raise ValueError(f"aggregate on {self.source}: {c.column} is {kind}, cannot compare it with {v!r}")
 
 
 def _fits(value: Any, kind: ColumnType) -> bool:

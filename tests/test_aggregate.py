@@ -91,6 +91,29 @@ def test_lookup_tells_customers_anonymous_and_orphans_apart(loaded: Engine) -> N
     assert records(frame) == [("EMEA", 1, 1, 0, 0, 0), ("LATAM", 1, 1, 0, 0, 0), (None, 2, 0, 1, 1, 1)]
 
 
+def test_an_aggregate_of_an_aggregate(loaded: Engine) -> None:
+    """Users first (one row per user_id), then users, customers and events per region."""
+    views = Measure("views", Fn.COUNT, where=(Condition("event_type", Op.EQ, "page_view"),))
+    per_user = Aggregate(FACT, where=(Condition("event_timestamp", Op.GE, datetime(2026, 1, 1)),), by=("user_id",),
+                         measures=(ROWS, views))
+    frame = loaded.aggregate(Aggregate(
+        per_user,
+        lookup=Lookup(DIM, key="customer_id", on="user_id", columns=("customer_id", "region")),
+        where=(Condition("events", Op.GE, 1),),
+        by=("region",),
+        measures=(
+            Measure("users", Fn.COUNT),
+            Measure("customers", Fn.COUNT, "customer_id"),
+            Measure("events", Fn.SUM, "events"),
+            Measure("anonymous", Fn.SUM, "events", where=(Condition("user_id", Op.IS_NULL),)),
+            Measure("viewers", Fn.COUNT, where=(Condition("user_id", Op.NOT_NULL), Condition("views", Op.GT, 0))),
+        ),
+        order_by=("region",),
+    ))
+    assert records(frame) == [("EMEA", 1, 1, 1, None, 1), ("LATAM", 1, 1, 1, None, 0), (None, 2, 0, 2, 1, 0)]
+    assert [str(t) for t in frame.dtypes] == ["object", "int64", "int64", "Int64", "Int64", "int64"]
+
+
 def test_lookup_columns_filter_too(loaded: Engine) -> None:
     frame = loaded.aggregate(Aggregate(
         FACT, lookup=Lookup(DIM, key="customer_id", on="user_id", columns=("region",)),
@@ -163,6 +186,7 @@ def test_a_missing_table_is_a_missing_table_error(engine: Engine) -> None:
     (lambda: Aggregate(FACT, by=(Group("user_id", name="bad name"),)), "not a plain identifier"),
     (lambda: Aggregate(FACT, by=("source_file",), lookup=Lookup(DIM, "customer_id", "user_id", ("source_file",))),
      "has the name of a column"),
+    (lambda: Aggregate(Aggregate(FACT, by=("user_id",)), by=("event_type",)), "unknown column 'event_type'"),
     (lambda: Condition("user_id", Op.IN, []), "at least one value"),
     (lambda: Condition("user_id", Op.EQ, None), "use IS_NULL"),
 ])

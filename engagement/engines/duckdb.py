@@ -397,7 +397,7 @@ class DuckDBEngine:
         try:
             rows = self.con.execute(sql, params).fetchall()
         except duckdb.CatalogException as exc:
-            tables = " / ".join(dict.fromkeys([query.table, *([query.lookup.table] if query.lookup else [])]))
+            tables = " / ".join(query.tables)
             raise MissingTableError(
                 f"warehouse {self.path} has no {tables} yet; run `engagement run` first"
             ) from exc

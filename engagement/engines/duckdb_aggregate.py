@@ -16,7 +16,7 @@ FUNCTIONS = {Fn.COUNT: "count", Fn.SUM: "sum", Fn.MIN: "min", Fn.MAX: "max"}
 
 def aggregate_sql(query: Aggregate, table_sql: Callable[[str], str]) -> tuple[str, list[Any]]:
     """``query`` as one SELECT and its parameters; ``table_sql`` names a model table (schema-qualified)."""
-    params: list[Any] = []
+    params: list[Any] = []  # in the order their ? appear: SELECT, FROM (a nested query), WHERE
 
     def ref(column: str) -> str:
         side = "l" if query.lookup is not None and column in query.lookup.columns else "b"
@@ -49,7 +49,12 @@ def aggregate_sql(query: Aggregate, table_sql: Callable[[str], str]) -> tuple[st
             value += f" FILTER (WHERE {conditions(m.where)})"
         selected.append(f"{value} AS {quote(m.name)}")
 
-    source = f"{table_sql(query.table)} AS b"
+    if query.nested is not None:
+        inner, inner_params = aggregate_sql(query.nested, table_sql)
+        source = f"({inner}) AS b"
+        params.extend(inner_params)
+    else:
+        source = f"{table_sql(query.table)} AS b"
     if query.lookup is not None:
         lk = query.lookup
         # One row per key: a duplicated key on the lookup side never multiplies the base rows.

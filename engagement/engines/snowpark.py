@@ -692,7 +692,7 @@ class SnowparkEngine:
         except SnowparkSQLException as exc:
             if "does not exist" not in str(exc).lower():
                 raise
-            tables = " / ".join(dict.fromkeys([query.table, *([query.lookup.table] if query.lookup else [])]))
+            tables = " / ".join(query.tables)
             raise MissingTableError(
                 f"{self.database.upper()}.{self.schema.upper()} has no {tables} yet (or this role cannot read it); "
                 "run `engagement run --engine snowflake` first"

@@ -94,12 +94,30 @@ def aggregate_rows(
 ) -> list[tuple[Any, ...]]:
     """Run ``query``; ``table`` opens a model table, ``filtered`` filters a frame (see snowpark_local),
     ``local`` says the session is Snowpark local testing."""
-    frame = table(query.table)
+    return [tuple(row) for row in aggregate_frame(query, table, filtered, local).collect()]
+
+
+def aggregate_frame(
+    query: Aggregate,
+    table: Callable[[str], DataFrame],
+    filtered: Callable[[DataFrame, Column], DataFrame],
+    local: bool = False,
+) -> DataFrame:
+    """``query`` as a lazy frame with its result names as columns (a nested query reads one)."""
+    if query.nested is not None:
+        frame = aggregate_frame(query.nested, table, filtered, local)
+    else:
+        frame = table(query.table)
     if query.lookup is not None:
         lk = query.lookup
         # One row per key, the key renamed to the base column it matches: a join on a shared name.
-        keys = table(lk.table).select(col(lk.key).alias(lk.on), *[col(c) for c in lk.columns])
-        keyed = keys.group_by(col(lk.on)).agg(*[F.max(col(c)).alias(c) for c in lk.columns])
+        key = col(lk.key)
+        picked = [F.max(col(c)) for c in lk.columns]
+        if local:  # columns are nullable after a LEFT join (the key too: the base's NULLs); say so locally
+            key = snowpark_local.nullable(key, TYPES[query.column_type(lk.on)])
+            picked = [snowpark_local.nullable(p, TYPES[query.column_type(c)]) for p, c in zip(picked, lk.columns)]
+        keys = table(lk.table).select(key.alias(lk.on), *[col(c) for c in lk.columns])
+        keyed = keys.group_by(col(lk.on)).agg(*[p.alias(c) for p, c in zip(picked, lk.columns)])
         frame = frame.join(keyed, on=lk.on, how="left")
     if query.where:
         frame = filtered(frame, _all(_condition(query, c, local) for c in query.where))
@@ -127,4 +145,4 @@ def aggregate_rows(
         result = result.sort([col(n).desc_nulls_last() if desc else col(n).asc_nulls_last() for n, desc in keys])
     if query.limit is not None:
         result = result.limit(int(query.limit))
-    return [tuple(row) for row in result.collect()]
+    return result
