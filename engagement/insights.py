@@ -92,6 +92,15 @@ def _record(frame: pd.DataFrame) -> dict[str, Any] | None:
             for k, v in row.items()}
 
 
+def data_version(engine: Engine) -> tuple:
+    """What changes whenever a run (or a step of it) starts or ends: a cheap "has anything
+    changed?" for caches, since the data changes only through runs, which log every step."""
+    frame = engine.aggregate(Aggregate(INGESTION_LOGS.name, measures=(
+        Measure("rows", Fn.COUNT), Measure("started", Fn.MAX, "started_at"), Measure("finished", Fn.MAX, "finished_at"),
+        Measure("open", Fn.COUNT, where=(Condition("finished_at", Op.IS_NULL),)))))
+    return tuple(_record(frame).values())
+
+
 # -- overview ------------------------------------------------------------------------------
 
 
@@ -367,7 +376,7 @@ class Engagement:
     orphans: int  # events whose user_id is no customer
     daily: pd.DataFrame  # day, event_type, events
     funnel: pd.DataFrame  # stage, users, events, in FUNNEL order
-    top_pages: pd.DataFrame  # page_url, events, users
+    top_pages: pd.DataFrame  # page_url, events
     regions: pd.DataFrame  # region, customers, events
 
     @property
@@ -385,45 +394,55 @@ def event_days(engine: Engine) -> tuple[date, date] | None:
 
 
 def engagement(engine: Engine, period: Period = Period()) -> Engagement:
-    """Events per day by type, the funnel, top pages, customers by region, anonymous and orphan events."""
+    """Events per day by type, the funnel, top pages, customers by region, anonymous and orphan events.
+
+    Distinct users are the costly part on a big fact table, so the events are first reduced
+    to one row per user_id (with a count per funnel stage) inside the engine, once; the
+    funnel, the regions and the anonymous and orphan counts are all read from those rows.
+    """
     when = period.conditions("event_timestamp")
     events = Measure("events", Fn.COUNT)
-    users = Measure("users", Fn.COUNT_DISTINCT, "user_id")
     daily = engine.aggregate(Aggregate(
         FACT_EVENTS.name, where=when, by=(Group("event_timestamp", Grain.DAY, "day"), "event_type"),
         measures=(events,), order_by=("day", "event_type"),
     ))
-    stages = engine.aggregate(Aggregate(
-        FACT_EVENTS.name, where=(*when, Condition("event_type", Op.IN, FUNNEL)), by=(Group("event_type", name="stage"),),
-        measures=(users, events),
-    ))
-    funnel = pd.DataFrame({"stage": list(FUNNEL)}).merge(stages, on="stage", how="left").fillna(0)
-    funnel = funnel.astype({"users": "int64", "events": "int64"})
     top = engine.aggregate(Aggregate(
         FACT_EVENTS.name, where=(*when, Condition("page_url", Op.NOT_NULL)), by=("page_url",),
-        measures=(events, users), order_by=("events desc", "page_url"), limit=TOP_PAGES,
+        measures=(events,), order_by=("events desc", "page_url"), limit=TOP_PAGES,
     ))
+    per_user = Aggregate(FACT_EVENTS.name, where=when, by=("user_id",), measures=(
+        events, *[Measure(f"{stage}_events", Fn.COUNT, where=(Condition("event_type", Op.EQ, stage),))
+                  for stage in FUNNEL]))
+    known = Condition("user_id", Op.NOT_NULL)
     regions = engine.aggregate(Aggregate(
-        FACT_EVENTS.name, where=when,
+        per_user,
         lookup=Lookup(DIM_CUSTOMER.name, key="customer_id", on="user_id", columns=("customer_id", "region")),
         by=("region",),
         measures=(
-            Measure("customers", Fn.COUNT_DISTINCT, "customer_id"),
-            events,
-            Measure("anonymous", Fn.COUNT, where=(Condition("user_id", Op.IS_NULL),)),
-            Measure("orphans", Fn.COUNT, where=(Condition("user_id", Op.NOT_NULL), Condition("customer_id", Op.IS_NULL))),
+            Measure("customers", Fn.COUNT, "customer_id"),  # one row per user: a count is a distinct count
+            Measure("events", Fn.SUM, "events"),
+            Measure("anonymous", Fn.SUM, "events", where=(Condition("user_id", Op.IS_NULL),)),
+            Measure("orphans", Fn.SUM, "events", where=(known, Condition("customer_id", Op.IS_NULL))),
+            *[Measure(f"{stage}_users", Fn.COUNT, where=(known, Condition(f"{stage}_events", Op.GT, 0)))
+              for stage in FUNNEL],
+            *[Measure(f"{stage}_events", Fn.SUM, f"{stage}_events") for stage in FUNNEL],
         ),
         order_by=("customers desc", "region"),
     ))
-    out = regions.copy()
-    out["region"] = out["region"].fillna(NO_REGION)
+    totals = regions.drop(columns="region").fillna(0).sum()
+    funnel = pd.DataFrame({
+        "stage": list(FUNNEL),
+        "users": [int(totals.get(f"{s}_users", 0)) for s in FUNNEL],
+        "events": [int(totals.get(f"{s}_events", 0)) for s in FUNNEL],
+    })
+    shown = regions.assign(region=regions["region"].fillna(NO_REGION), events=regions["events"].fillna(0).astype("int64"))
     return Engagement(
-        events=int(regions["events"].sum()),
-        customers=int(regions["customers"].sum()),
-        anonymous=int(regions["anonymous"].sum()),
-        orphans=int(regions["orphans"].sum()),
+        events=int(totals.get("events", 0)),
+        customers=int(totals.get("customers", 0)),
+        anonymous=int(totals.get("anonymous", 0)),
+        orphans=int(totals.get("orphans", 0)),
         daily=daily,
         funnel=funnel,
         top_pages=top,
-        regions=out[["region", "customers", "events"]],
+        regions=shown[["region", "customers", "events"]].reset_index(drop=True),
     )

@@ -212,10 +212,11 @@ class Clock:
         return self.now
 
 
-def test_reader_reuses_answers_for_the_ttl_and_keeps_the_last_one_while_locked(tmp_path: Path) -> None:
+def test_reader_recomputes_only_when_a_run_changed_the_data(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
+    source = write_files(tmp_path / "src", PARITY_SOURCE)
     eng = DuckDBEngine(path)
-    run_pipeline(eng, write_files(tmp_path / "src", PARITY_SOURCE))
+    run_pipeline(eng, source)
     eng.close()
     calls = []
 
@@ -227,14 +228,22 @@ def test_reader_reuses_answers_for_the_ttl_and_keeps_the_last_one_while_locked(t
     reader = Reader(Warehouse(load_settings(warehouse=path)), ttl=30, clock=clock)
     first = reader.read(events)
     assert (first.value, first.locked, len(calls)) == (4, False, 1)
-    clock.now = 29
+    clock.now = 29  # within the TTL: not even the version is checked
     assert reader.read(events).value == 4 and len(calls) == 1
-    clock.now = 31
+    clock.now = 31  # past the TTL, but no run since: the version says the answer still holds
+    assert reader.read(events).read_at == first.read_at and len(calls) == 1
+    eng = DuckDBEngine(path)
+    run_pipeline(eng, write_files(source, {"clickstream/late.jsonl": '{"event_id":"e9","timestamp":"2026-01-03T00:00:00Z"}\n'}))
+    eng.close()
+    assert reader.read(events).value == 4 and len(calls) == 1  # still within the new TTL window
+    clock.now = 62
+    assert reader.read(events).value == 5 and len(calls) == 2
+    clock.now = 93
     with locked(path):
         stale = reader.read(events)
-        assert (stale.value, stale.locked, stale.read_at) == (4, True, first.read_at)
-        assert reader.read(insights.event_days) == reader.read(insights.event_days)  # nothing read before: None
-        assert reader.read(insights.event_days).value is None and reader.read(insights.event_days).locked
+        assert (stale.value, stale.locked) == (5, True) and len(calls) == 2
+        nothing = reader.read(insights.event_days)  # never read before: nothing to show
+        assert (nothing.value, nothing.locked) == (None, True)
     assert reader.read(events).locked is False and len(calls) == 2
 
 
@@ -242,3 +251,16 @@ def test_reader_on_a_warehouse_without_tables(tmp_path: Path) -> None:
     reader = Reader(Warehouse(load_settings(warehouse=tmp_path / "none.duckdb")), ttl=30)
     assert reader.read(insights.overview).missing
     assert not (tmp_path / "none.duckdb").exists()  # reading never creates the file
+
+
+def test_a_local_testing_session_is_not_taken_for_streamlit_in_snowflake(tmp_path: Path) -> None:
+    from snowflake.snowpark import Session
+
+    from engagement.dashboard.access import active_session
+
+    session = Session.builder.config("local_testing", True).config("disable_local_testing_telemetry", True).create()
+    try:
+        assert active_session() is None
+        assert Warehouse(load_settings(warehouse=tmp_path / "w.duckdb")).engine_name == "duckdb"
+    finally:
+        session.close()

@@ -8,7 +8,8 @@ last data it read, marked ``locked``, instead of an error.
 
 On Snowflake one Snowpark session is kept for the process: the active session inside
 Streamlit in Snowflake, else one opened from the same settings as the CLI.
-No Streamlit here; the app wraps a Reader in ``st.cache_resource``.
+Answers are cached and computed again only when a run changed the data (see
+:class:`Reader`). No Streamlit here; the app wraps a Reader in ``st.cache_resource``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Generic, TypeVar
 from engagement.config import Settings
 from engagement.engines.base import Engine
 from engagement.exceptions import ConfigError, MissingTableError, WarehouseLockedError
-from engagement.insights import utcnow
+from engagement.insights import data_version, utcnow
 
 T = TypeVar("T")
 MAX_ENTRIES = 256  # cached answers kept (each a page's small frames)
@@ -122,24 +123,30 @@ class Snapshot(Generic[T]):
 @dataclass
 class _Entry:
     value: Any
-    read_at: datetime
-    stamp: float
+    read_at: datetime  # when the value was computed
+    stamp: float  # when it was last known to be current (clock time)
+    version: Any  # the warehouse's data version it was computed at
 
 
 class Reader:
-    """Answers ``fn(engine, *args)`` from the warehouse, cached for ``ttl`` seconds per arguments.
+    """Answers ``fn(engine, *args)`` from the warehouse, cached per arguments.
 
-    Thread-safe (Streamlit serves each browser session from its own thread).
+    An answer is reused without asking the warehouse for ``ttl`` seconds. After that the
+    warehouse's data version (:func:`engagement.insights.data_version`, one small query on
+    the log tables) is checked: the answer is computed again only if a run changed the
+    data since, so a page stays fast until the next run. Thread-safe (Streamlit serves each
+    browser session from its own thread).
     """
 
-    def __init__(self, warehouse: Warehouse, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.warehouse, self.ttl, self.clock = warehouse, ttl, clock
+    def __init__(self, warehouse: Warehouse, ttl: float, clock: Callable[[], float] = time.monotonic,
+                 version: Callable[[Engine], Any] = data_version) -> None:
+        self.warehouse, self.ttl, self.clock, self.version = warehouse, ttl, clock, version
         self._cache: OrderedDict[tuple, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
     def read(self, fn: Callable[..., T], *args: Any) -> Snapshot[T]:
-        """A fresh answer, or the cached one if younger than the TTL; while the warehouse is
-        locked by a run, the last answer read (``locked=True``)."""
+        """The current answer; while the warehouse is locked by a run, the last answer read
+        (``locked=True``); before anything was loaded, ``missing=True``."""
         key = (fn.__module__, fn.__qualname__, args)
         with self._lock:
             entry = self._cache.get(key)
@@ -147,18 +154,21 @@ class Reader:
             return Snapshot(entry.value, entry.read_at)
         try:
             with self.warehouse.open() as engine:
-                value = fn(engine, *args)
+                version = self.version(engine)
+                if entry is not None and version == entry.version:
+                    fresh = _Entry(entry.value, entry.read_at, self.clock(), version)
+                else:
+                    fresh = _Entry(fn(engine, *args), utcnow(), self.clock(), version)
         except WarehouseLockedError:
             return Snapshot(entry.value if entry else None, entry.read_at if entry else None, locked=True)
         except MissingTableError:
             return Snapshot(None, None, missing=True)
-        fresh = _Entry(value, utcnow(), self.clock())
         with self._lock:
             self._cache[key] = fresh
             self._cache.move_to_end(key)
             while len(self._cache) > MAX_ENTRIES:
                 self._cache.popitem(last=False)
-        return Snapshot(value, fresh.read_at)
+        return Snapshot(fresh.value, fresh.read_at)
 
     def clear(self) -> None:
         """Forget every cached answer (the next reads go to the warehouse)."""
