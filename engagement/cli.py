@@ -271,7 +271,7 @@ def dashboard(
 
     def work() -> int:
         import importlib.util
-        import subprocess
+        import os
 
         from engagement.dashboard.launch import app_environment, streamlit_command
         from engagement.exceptions import ConfigError
@@ -285,11 +285,11 @@ def dashboard(
         where = settings.warehouse if settings.engine == "duckdb" else f"Snowflake {settings.snowflake_database}." \
             f"{settings.snowflake_schema}"
         err_console.print(f"dashboard on http://{address}:{port} reading {where}; Ctrl-C stops it", highlight=False)
-        child = subprocess.Popen(command, env=app_environment(settings))
-        try:
-            return child.wait()
-        except KeyboardInterrupt:  # the child got the same Ctrl-C and stops by itself
-            return 0 if child.wait() in (0, -2) else child.returncode
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Streamlit takes this process over: signals (Ctrl-C, a service manager's TERM) reach
+        # the server itself, and no orphan is left behind.
+        os.execve(command[0], command, app_environment(settings))
 
     raise typer.Exit(_guard(work))
 

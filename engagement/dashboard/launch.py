@@ -6,6 +6,7 @@ No Streamlit import here: ``engagement dashboard`` runs Streamlit in a child pro
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,8 +79,9 @@ def serve(env: Mapping[str, str], port: int | None = None, timeout: float = 60.0
     port = port or free_port()
     url = f"http://{LOOPBACK}:{port}"
     sink = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
+    # A session of its own: stopping it stops everything it started.
     proc = subprocess.Popen([sys.executable, "-m", "engagement", "dashboard", "--port", str(port)],
-                            env=dict(env), stdout=sink, stderr=subprocess.STDOUT)
+                            env=dict(env), stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while not healthy(url):
@@ -91,11 +93,20 @@ def serve(env: Mapping[str, str], port: int | None = None, timeout: float = 60.0
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
         if log:
             sink.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """TERM the process group ``proc`` leads, KILL it after 10 s."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
