@@ -10,7 +10,7 @@ CUSTOMERS ?= 2000
 .PHONY: setup demo dashboard test bench bench-dashboard clean help
 
 help:  ## List the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 $(BIN)/engagement: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; run make PYTHON=python3.11")'
@@ -36,6 +36,9 @@ test: setup  ## Run the test suite
 
 bench: setup  ## Benchmark each step at 1M events (bench/results/)
 	$(BIN)/python bench/bench_pipeline.py
+
+bench-dashboard: setup  ## Benchmark each dashboard page on a 10M-event warehouse (built once in /tmp/engagement-bench)
+	$(BIN)/python bench/bench_dashboard.py
 
 clean:  ## Remove generated data, the warehouse, logs and run outputs (not .venv)
 	rm -rf $(SAMPLE) warehouse logs runs bench/results

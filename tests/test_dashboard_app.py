@@ -127,6 +127,26 @@ def test_overview_never_hides_a_failed_step(open_page, dashboard_warehouse: Dash
     assert "step discover errored: no input files" in at.error[0].value
     assert "No checks were recorded for this run." in [i.value for i in at.info]
     assert list(at.dataframe[0].value["status"]) == ["ERROR"]
+    at.switch_page(RUNS).run()  # the run in detail shows the error too
+    assert not at.exception and metrics(at)["Errored"] == "1"
+    assert len(at.error) == 1 and at.error[0].value.startswith("discover: no input files")
+
+
+def test_overview_points_to_the_executed_notebooks(open_page, dashboard_warehouse: DashboardWarehouse,
+                                                   tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    shutil.copy(dashboard_warehouse.path, path)
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:  # what the papermill runner (issue 5) records per step
+        con.execute("UPDATE ingestion_logs SET notebook = 'runs/' || run_id || '/' || step || '.ipynb' "
+                    "WHERE run_id = ? AND step IN ('ingest', 'checks')", [dashboard_warehouse.runs[1]])
+    at = open_page(path)
+    assert_clean(at)
+    shown = [m.value for m in at.markdown if ".ipynb" in m.value]
+    run = dashboard_warehouse.runs[1]
+    assert shown == [f"- **ingest {RAW_C}**: `runs/{run}/ingest.ipynb`", f"- **ingest {RAW_E}**: `runs/{run}/ingest.ipynb`",
+                     f"- **checks dq_check_logs**: `runs/{run}/checks.ipynb`"]
 
 
 # -- Runs ------------------------------------------------------------------------------------
