@@ -10,7 +10,7 @@ draw, this module is tested on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -18,6 +18,7 @@ import pandas as pd
 from engagement.aggregate import Aggregate, Condition, Fn, Grain, Group, Lookup, Measure, Op
 from engagement.engines.base import Engine
 from engagement.model import DIM_CUSTOMER, DQ_CHECK_LOGS, FACT_EVENTS, INGESTION_LOGS, REJECTED, TABLES
+from engagement.pipeline import utcnow
 from engagement.results import CheckStatus, StepStatus
 
 FUNNEL = ("page_view", "add_to_cart", "purchase")
@@ -36,11 +37,6 @@ STEP_COLUMNS = ("run_id", "step", "table_name", "status", "started_at", "finishe
 CHECK_COLUMNS = ("run_id", "checked_at", "check_name", "table_name", "column_name", "dimension", "owner",
                  "status", "metric_value", "rows_checked", "warn_threshold", "fail_threshold", "thresholds",
                  "message", "failing_sample")
-
-
-def utcnow() -> datetime:
-    """Now in UTC, naive, like every timestamp in the warehouse."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def describe_age(age: timedelta) -> str:

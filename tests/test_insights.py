@@ -142,10 +142,6 @@ def test_engagement_for_a_period(engine, dashboard_warehouse: DashboardWarehouse
     assert sorted(d.date() for d in data.daily["day"].unique()) == [period.start, period.end]
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["step", "table_name", "status", "error_message", "check_name", "message"])
-
-
 RUN = {"status": "SUCCEEDED", "started_at": datetime(2026, 1, 1), "error_message": None}
 OK_STEPS = pd.DataFrame({"step": ["ingest"], "table_name": [RAW_E], "status": ["SUCCEEDED"], "error_message": [None]})
 PASSED = pd.DataFrame({"check_name": ["a"], "status": ["PASSED"], "message": ["fine"]})

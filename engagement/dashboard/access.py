@@ -27,7 +27,8 @@ from typing import Any, Generic, TypeVar
 from engagement.config import Settings
 from engagement.engines.base import Engine
 from engagement.exceptions import ConfigError, MissingTableError, WarehouseLockedError
-from engagement.insights import data_version, utcnow
+from engagement.insights import data_version
+from engagement.pipeline import utcnow
 
 T = TypeVar("T")
 MAX_ENTRIES = 256  # cached answers kept (each a page's small frames)

@@ -7,6 +7,9 @@ from engagement.dashboard import charts, ui
 
 ui.require_runs()
 data = ui.fetch(insights.overview)
+if data.empty:  # the runs went away between two reads
+    ui.no_runs(ui.reader().warehouse.location)
+    st.stop()
 
 run = data.run
 st.title("Overview")
