@@ -26,6 +26,7 @@ CHECK_STATUSES = tuple(s.value for s in CheckStatus)
 RUN_STATUSES = tuple(s.value for s in StepStatus)
 TABLE_NAMES = tuple(t.name for t in TABLES)
 MAX_RUNS = 500  # runs listed at most (the newest)
+MAX_QUALITY_RUNS = 100  # runs whose check results the quality page shows at most (the newest)
 SAMPLES = 5  # raw payloads shown per rejected reason
 TOP_PAGES = 10
 NO_REGION = "(unknown)"
@@ -234,29 +235,30 @@ def _worst(statuses: pd.Series) -> str | None:
 
 def runs(engine: Engine, filters: RunFilter = RunFilter()) -> Runs:
     """The newest runs (at most MAX_RUNS) matching ``filters``, with their totals, worst check and steps."""
-    period = filters.period.conditions("started_at")
     listed = _rows(
         engine, INGESTION_LOGS.name, RUN_COLUMNS,
-        (Condition("step", Op.EQ, "run"), *period, *_in("status", filters.statuses)),
+        (Condition("step", Op.EQ, "run"), *filters.period.conditions("started_at"), *_in("status", filters.statuses)),
         order_by=("started_at desc", "run_id desc"), limit=MAX_RUNS,
     )
     listed.insert(listed.columns.get_loc("finished_at") + 1, "seconds", _seconds(listed))
+    these = _in("run_id", tuple(listed["run_id"]))
+    if not these:
+        steps = pd.DataFrame(columns=[*STEP_COLUMNS[:6], "seconds", *STEP_COLUMNS[6:]])
+        return Runs(runs=listed.assign(rows_read=pd.Series(dtype="Int64"), rows_rejected=pd.Series(dtype="Int64"),
+                                       checks=pd.Series(dtype=object)), steps=steps)
     totals = engine.aggregate(Aggregate(
-        INGESTION_LOGS.name, where=(Condition("step", Op.EQ, "ingest"), *period), by=("run_id",),
+        INGESTION_LOGS.name, where=(Condition("step", Op.EQ, "ingest"), *these), by=("run_id",),
         measures=(Measure("rows_read", Fn.SUM, "rows_read"), Measure("rows_rejected", Fn.SUM, "rows_rejected")),
     ))
-    checks = engine.aggregate(Aggregate(
-        DQ_CHECK_LOGS.name, where=filters.period.conditions("checked_at"), by=("run_id", "status"),
-        measures=(Measure("checks", Fn.COUNT),),
-    ))
+    checks = engine.aggregate(Aggregate(DQ_CHECK_LOGS.name, where=these, by=("run_id", "status"),
+                                        measures=(Measure("checks", Fn.COUNT),)))
     worst = checks.groupby("run_id")["status"].agg(_worst).rename("checks")
     table = listed.merge(totals, on="run_id", how="left").merge(worst, on="run_id", how="left")
     steps = _rows(
         engine, INGESTION_LOGS.name, STEP_COLUMNS,
-        (Condition("step", Op.NE, "run"), *period, *_in("table_name", filters.tables)),
+        (Condition("step", Op.NE, "run"), *these, *_in("table_name", filters.tables)),
         order_by=("started_at", "step", "table_name"),
     )
-    steps = steps[steps["run_id"].isin(listed["run_id"])].reset_index(drop=True)
     steps.insert(steps.columns.get_loc("finished_at") + 1, "seconds", _seconds(steps))
     return Runs(runs=table, steps=steps)
 
@@ -343,12 +345,20 @@ def worst_first(checks: pd.DataFrame) -> list[str]:
 
 
 def quality(engine: Engine, filters: QualityFilter = QualityFilter()) -> Quality:
-    """Check results in the period, grouped by quality dimension and by table inside the engine."""
+    """Check results of the newest MAX_QUALITY_RUNS runs in the period, grouped by quality
+    dimension and by table inside the engine."""
     scope = (*filters.period.conditions("checked_at"), *_in("table_name", filters.tables),
              *_in("check_name", filters.checks))
+    newest = engine.aggregate(Aggregate(DQ_CHECK_LOGS.name, where=scope, by=("run_id",),
+                                        measures=(Measure("checked_at", Fn.MAX, "checked_at"),),
+                                        order_by=("checked_at desc", "run_id desc"), limit=MAX_QUALITY_RUNS))
+    scope += _in("run_id", tuple(newest["run_id"]))
     with_status = (*scope, *_in("status", filters.statuses))
-    results = _rows(engine, DQ_CHECK_LOGS.name, CHECK_COLUMNS, scope, order_by=("checked_at", "run_id", "check_name"))
     counted = (Measure("results", Fn.COUNT),)
+    results = _rows(engine, DQ_CHECK_LOGS.name, CHECK_COLUMNS, scope, order_by=("checked_at", "run_id", "check_name"))
+    if newest.empty:  # nothing in scope: empty frames of the right shape
+        return Quality(results=results, by_dimension=pd.DataFrame(columns=["dimension", "status", "results"]),
+                       by_table=pd.DataFrame(columns=["table_name", "status", "results"]), statuses=filters.statuses)
     return Quality(
         results=results,
         by_dimension=engine.aggregate(Aggregate(DQ_CHECK_LOGS.name, where=with_status, by=("dimension", "status"),

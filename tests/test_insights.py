@@ -104,6 +104,17 @@ def test_quality_over_runs_whatever_the_checks(engine, dashboard_warehouse: Dash
     assert set(tables.by_table["table_name"]) == {"dim_customer"}
 
 
+def test_only_the_newest_runs_are_listed(engine, dashboard_warehouse: DashboardWarehouse, monkeypatch) -> None:
+    monkeypatch.setattr(insights, "MAX_RUNS", 1)
+    monkeypatch.setattr(insights, "MAX_QUALITY_RUNS", 1)
+    newest = dashboard_warehouse.runs[1]
+    listed = insights.runs(engine)
+    assert list(listed.runs["run_id"]) == [newest] and set(listed.steps["run_id"]) == {newest}
+    checks = insights.quality(engine)
+    assert set(checks.results["run_id"]) == {newest}
+    assert checks.by_dimension["results"].sum() == len(checks.results) == len(load_checks())
+
+
 def test_worst_first() -> None:
     checks = pd.DataFrame({"check_name": ["a", "b", "c", "d"], "status": ["PASSED", "ERROR", "WARN", "FAILED"]})
     assert insights.worst_first(checks) == ["b", "d", "c", "a"]

@@ -32,6 +32,8 @@ cols[0].metric("Checks", data.results["check_name"].nunique())
 cols[1].metric("Runs", data.results["run_id"].nunique())
 cols[2].metric("Results shown", len(shown))
 cols[3].metric("Not passed in the latest run", int((latest["status"] != "PASSED").sum()))
+if data.results["run_id"].nunique() == insights.MAX_QUALITY_RUNS:
+    st.caption(f"The newest {insights.MAX_QUALITY_RUNS} runs in the period; narrow the run days to see older ones.")
 
 names = sorted(data.results["check_name"].unique())
 worst = insights.worst_first(latest)[0]  # preselected: the worst check of the latest run

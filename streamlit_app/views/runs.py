@@ -26,6 +26,8 @@ cols[2].metric("Records read", f"{int(data.runs['rows_read'].fillna(0).sum()):,}
 cols[3].metric("Records rejected", f"{int(data.runs['rows_rejected'].fillna(0).sum()):,}")
 ui.table(data.runs, ["run_id", "status", "checks", "started_at", "seconds", "rows_read", "rows_rejected",
                      "error_message", "engine", "source"])
+if len(data.runs) == insights.MAX_RUNS:
+    st.caption(f"The newest {insights.MAX_RUNS} runs matching the filters; narrow the run days to see older ones.")
 
 if data.steps.empty:
     st.info("No step of these runs matches the table filter.")
