@@ -11,10 +11,10 @@ DAYS ?= 7
 # The sample's last day is yesterday, so the freshness check sees recent data.
 START ?= $(shell $(PYTHON) -c 'import datetime as d; print(d.date.today() - d.timedelta(days=$(DAYS)))')
 
-.PHONY: setup demo test bench clean help
+.PHONY: setup demo dashboard test bench bench-dashboard clean help
 
 help:  ## List the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 $(BIN)/engagement: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; run make PYTHON=python3.11")'
@@ -34,11 +34,17 @@ demo: setup $(SAMPLE)/manifest.json  ## Generate sample data and run the pipelin
 	@echo "Executed notebooks: $$(ls -d $(abspath $(RUNS))/*/* | tail -n 1)/"
 	@echo "Warehouse: $(abspath $(WAREHOUSE)). Past runs: $(BIN)/engagement status --warehouse $(WAREHOUSE)"
 
+dashboard: setup  ## Serve the monitoring dashboard on http://127.0.0.1:8501 (after make demo)
+	$(BIN)/engagement dashboard --warehouse $(WAREHOUSE)
+
 test: setup  ## Run the test suite
 	$(BIN)/python -m pytest -n auto
 
 bench: setup  ## Benchmark each step at 1M events (bench/results/)
 	$(BIN)/python bench/bench_pipeline.py
+
+bench-dashboard: setup  ## Benchmark each dashboard page on a 10M-event warehouse (built once in /tmp/engagement-bench)
+	$(BIN)/python bench/bench_dashboard.py
 
 clean:  ## Remove generated data, the warehouse, logs and run outputs (not .venv)
 	rm -rf $(SAMPLE) warehouse logs runs bench/results

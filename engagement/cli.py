@@ -269,6 +269,47 @@ def status(
 
 
 @app.command()
+def dashboard(
+    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="Port to serve on.")] = 8501,
+    address: Annotated[str, typer.Option(
+        "--address", help="Address to bind; the default serves this machine only (0.0.0.0 would serve the network).",
+    )] = "127.0.0.1",
+    warehouse: WarehouseOpt = None,
+    engine: EngineOpt = None,
+    connection: ConnectionOpt = None,
+) -> None:
+    """Serve the monitoring dashboard (Streamlit) at http://ADDRESS:PORT until Ctrl-C.
+
+    Pages: Overview (the latest run), Runs, Data quality, Engagement. It reads the warehouse
+    read-only and only briefly, so `engagement run` can write meanwhile.
+    """
+
+    def work() -> int:
+        import importlib.util
+        import os
+
+        from engagement.dashboard.launch import app_environment, streamlit_command
+        from engagement.exceptions import ConfigError
+
+        settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection)
+        if settings.engine == "snowpark-local":
+            raise ConfigError("snowpark-local keeps nothing between commands; use --engine duckdb or snowflake")
+        if importlib.util.find_spec("streamlit") is None:
+            raise ConfigError("streamlit is not installed in this environment; reinstall engagement (pip install -e .)")
+        command = streamlit_command(port, address)
+        where = settings.warehouse if settings.engine == "duckdb" else f"Snowflake {settings.snowflake_database}." \
+            f"{settings.snowflake_schema}"
+        err_console.print(f"dashboard on http://{address}:{port} reading {where}; Ctrl-C stops it", highlight=False)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Streamlit takes this process over: signals (Ctrl-C, a service manager's TERM) reach
+        # the server itself, and no orphan is left behind.
+        os.execve(command[0], command, app_environment(settings))
+
+    raise typer.Exit(_guard(work))
+
+
+@app.command()
 def sql(
     database: Annotated[str | None, typer.Option(help="Database (env ENGAGEMENT_SNOWFLAKE_DATABASE; default ENGAGEMENT).")] = None,
     schema: Annotated[str | None, typer.Option(help="Schema (env ENGAGEMENT_SNOWFLAKE_SCHEMA; default MARKETING).")] = None,

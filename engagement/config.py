@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         False, description="Reload every source file, even those merged before and unchanged since (same size and "
         "mtime/ETag); by default only new and changed files are read."
     )
+    dashboard_ttl: float = Field(
+        30.0, ge=0, description="Seconds the dashboard reuses an answer before asking the warehouse again."
+    )
 
     # Snowflake (engines snowflake and snowpark-local)
     snowflake_connection: str | None = Field(
@@ -108,6 +111,7 @@ FIXES = {
     "engine": f"choose one of: {', '.join(ENGINES)} (--engine or ENGAGEMENT_ENGINE)",
     "log_level": "choose DEBUG, INFO, WARNING or ERROR (ENGAGEMENT_LOG_LEVEL)",
     "alert_min_severity": "choose warn or fail (ENGAGEMENT_ALERT_MIN_SEVERITY)",
+    "dashboard_ttl": "set ENGAGEMENT_DASHBOARD_TTL to a number of seconds, 0 or more",
 }
 
 

@@ -51,3 +51,7 @@ class StepFailed(EngagementError):
     """A step of a pipeline phase errored; its ERROR row (with this message) is in ``ingestion_logs``."""
 
     exit_code = ExitCode.STEP_ERROR
+
+
+class MissingTableError(WarehouseError):
+    """A model table is not in the warehouse yet: nothing was ever loaded there."""

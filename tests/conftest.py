@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -108,3 +111,70 @@ def rows(engine: Engine, table: str, order_by: str | None = None) -> list[dict]:
     frame = engine.read_table(TABLES_BY_NAME[table], order_by=[order_by] if order_by else ())
     frame = frame.astype(object).where(frame.notna(), None)
     return frame.to_dict("records")
+
+
+# -- a warehouse for the dashboard: generated data with defects, loaded by two runs ------------
+
+
+@dataclass(frozen=True)
+class DashboardWarehouse:
+    """``path`` was loaded by ``runs[0]`` (customers and the first 3 days of events), then by
+    ``runs[1]`` (every file): its tables equal one run over ``manifest``'s source."""
+
+    path: Path
+    manifest: dict
+    runs: tuple[str, str]
+    root: Path
+
+    def sql(self, query: str, params: list | None = None) -> list[tuple]:
+        """An independent answer straight from DuckDB (an oracle for the dashboard's numbers)."""
+        import duckdb
+
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            con.execute("SET TimeZone = 'UTC'")
+            return con.execute(query, params or []).fetchall()
+
+
+@pytest.fixture(scope="session")
+def dashboard_warehouse(tmp_path_factory: pytest.TempPathFactory) -> DashboardWarehouse:
+    from engagement.engines.duckdb import DuckDBEngine
+    from engagement.generate import generate
+
+    root = tmp_path_factory.mktemp("dashboard")
+    full = root / "generated"
+    manifest = generate(full, customers=500, events=20_000, days=7, seed=42, defect_rate=0.02)
+    staged = root / "landing"
+    shutil.copytree(full / "customers", staged / "customers")
+    days = sorted(p.name for p in (full / "clickstream").iterdir())
+    engine = DuckDBEngine(root / "warehouse.duckdb")
+    runs = []
+    try:
+        for batch in (days[:3], days[3:]):
+            for day in batch:
+                shutil.copytree(full / "clickstream" / day, staged / "clickstream" / day)
+            result = run_pipeline(engine, staged)
+            assert result.status == "SUCCEEDED", result.error
+            runs.append(result.run_id)
+    finally:
+        engine.close()
+    return DashboardWarehouse(root / "warehouse.duckdb", manifest, (runs[0], runs[1]), root)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the DuckDB file open for writing from another process, as a pipeline run does."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(120)",
+         str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from engagement.aggregate import Aggregate
 from engagement.checks import CheckContext
 from engagement.model import Check, Source, Table
 from engagement.results import IngestCounts, MergeCounts, Metric
@@ -66,6 +67,13 @@ class Engine(Protocol):
     def read_table(self, table: Table, *, where: dict[str, Any] | None = None,
                    order_by: Sequence[str] = (), limit: int | None = None) -> pd.DataFrame:
         """Rows of a model table for people (notebooks, dashboard, ``engagement status``)."""
+
+    def aggregate(self, query: Aggregate) -> pd.DataFrame:
+        """Run an aggregate query inside the warehouse; only its rows come back, typed by
+        :func:`engagement.aggregate.typed_frame` (the same frame on every engine).
+
+        Raises MissingTableError when a table it reads does not exist yet.
+        """
 
     def close(self) -> None:
         """Release the connection (and the file lock)."""

@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from engagement.aggregate import Aggregate, typed_frame
 from engagement.checks import (
     SAMPLE_SIZE,
     CheckContext,
@@ -20,7 +21,8 @@ from engagement.checks import (
     measure_checks,
 )
 from engagement.engines.base import FileCallback, RunContext
-from engagement.exceptions import ConfigError, WarehouseError, WarehouseLockedError
+from engagement.engines.duckdb_aggregate import aggregate_sql
+from engagement.exceptions import ConfigError, MissingTableError, WarehouseError, WarehouseLockedError
 from engagement.identifiers import quote
 from engagement.model import (
     DATE_PATTERN,
@@ -418,3 +420,17 @@ class DuckDBEngine:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return self.con.execute(sql, params).df()
+
+    # -- aggregates for people (the dashboard; see engagement.aggregate) --------------------
+
+    def aggregate(self, query: Aggregate) -> pd.DataFrame:
+        """Run ``query`` inside DuckDB; only the aggregated rows come back."""
+        sql, params = aggregate_sql(query, self._t)
+        try:
+            rows = self.con.execute(sql, params).fetchall()
+        except duckdb.CatalogException as exc:
+            tables = " / ".join(query.tables)
+            raise MissingTableError(
+                f"warehouse {self.path} has no {tables} yet; run `engagement run` first"
+            ) from exc
+        return typed_frame(query, rows)

@@ -42,6 +42,7 @@ from snowflake.snowpark.types import (
     TimestampType,
 )
 
+from engagement.aggregate import Aggregate, typed_frame
 from engagement.checks import (
     SAMPLE_SIZE,
     CheckContext,
@@ -52,7 +53,7 @@ from engagement.checks import (
 from engagement.engines import snowpark_local
 from engagement.engines.base import FileCallback, RunContext
 from engagement.engines.snowflake_ddl import add_column_sql, columns_query, create_table_sql, qualified
-from engagement.exceptions import ConfigError, WarehouseError
+from engagement.exceptions import ConfigError, MissingTableError, WarehouseError
 from engagement.model import (
     DATE_PATTERN,
     REJECTED,
@@ -698,6 +699,24 @@ class SnowparkEngine:
             frame = frame.limit(int(limit))
         collected = frame.select(*[col(c) for c in table.column_names]).collect()
         return _to_pandas(table, collected)
+
+    # -- aggregates for people (the dashboard; see engagement.aggregate) --------------------
+
+    def aggregate(self, query: Aggregate) -> pd.DataFrame:
+        """Run ``query`` inside Snowflake (or local testing); only the aggregated rows come back."""
+        from engagement.engines.snowpark_aggregate import aggregate_rows
+
+        try:
+            rows = aggregate_rows(query, self._table, self._filtered, local=self.local)
+        except SnowparkSQLException as exc:
+            if "does not exist" not in str(exc).lower():
+                raise
+            tables = " / ".join(query.tables)
+            raise MissingTableError(
+                f"{self.database.upper()}.{self.schema.upper()} has no {tables} yet (or this role cannot read it); "
+                "run `engagement run --engine snowflake` first"
+            ) from None
+        return typed_frame(query, rows)
 
 
 def _any(conditions: Iterable[Column]) -> Column:

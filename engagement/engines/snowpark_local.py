@@ -30,6 +30,13 @@ and none of them runs against an account. Each one, and what real Snowflake does
     built-in functions return a fresh one), and that survives an empty input (filtering an
     empty frame can lose every column locally). Snowflake: a plain ``filter``; the frame
     stays one lazy query.
+``is_null()``
+    IS NULL for a numeric column: local testing keeps a NULL number as NaN, which
+    ``Column.is_null()`` does not see. Snowflake: ``is_null()``.
+``nullable()``
+    A column declared nullable: after a LEFT join local testing keeps the NOT NULL of the
+    joined table's column, and storing the frame (``filtered()``) then refuses the NULLs
+    the join brought. Snowflake: the column as it is.
 """
 
 from __future__ import annotations
@@ -42,11 +49,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
+import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame, Session
 from snowflake.snowpark.mock import ColumnEmulator, ColumnType, patch
 from snowflake.snowpark.mock._functions import MockedFunctionRegistry
 from snowflake.snowpark.types import (
     BooleanType,
+    DataType,
     StringType,
     StructType,
     TimestampTimeZone,
@@ -332,3 +341,13 @@ def filtered(frame: DataFrame, condition: Column) -> DataFrame:
     if frame.count() == 0:
         return frame
     raise RuntimeError("local testing lost the columns of a filtered frame that has rows")
+
+
+def is_null(column: Column) -> Column:
+    """IS NULL for a numeric column under local testing, where a NULL number is NaN."""
+    return column.is_null() | column.equal_nan()
+
+
+def nullable(column: Column, data_type: DataType) -> Column:
+    """The same values, declared nullable (see the module's notes)."""
+    return F.iff(column.is_null(), F.lit(None).cast(data_type), column)
