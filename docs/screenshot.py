@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+import datetime as dt
 from pathlib import Path
 
 from engagement.dashboard.browser import browser_page, wait_until_drawn
@@ -29,7 +30,8 @@ HERE = Path(__file__).resolve().parent
 def demo_warehouse(root: Path) -> Path:
     """A warehouse loaded by three runs as days of events land (3, then 2, then 2 more days)."""
     full = root / "generated"
-    generate(full, customers=2_000, events=100_000, days=7)
+    # the last day is yesterday, as for `make demo`: the freshness check sees recent data
+    generate(full, customers=2_000, events=100_000, days=7, start_date=dt.date.today() - dt.timedelta(days=7))
     landing = root / "landing"
     shutil.copytree(full / "customers", landing / "customers")
     days = sorted(p.name for p in (full / "clickstream").iterdir())

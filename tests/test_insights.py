@@ -61,7 +61,7 @@ def test_runs_newest_first_with_totals(engine, dashboard_warehouse: DashboardWar
     latest = data.runs.iloc[0]
     assert latest["rows_read"] == m["customers"]["records"] + m["clickstream"]["records"]
     assert latest["checks"] == "WARN" and latest["seconds"] > 0
-    assert data.runs.iloc[1]["rows_read"] < latest["rows_read"]  # the first run saw 3 days of 7
+    assert data.runs.iloc[1]["rows_read"] < latest["rows_read"]  # the first run saw 5 days of 7
     assert len(data.steps) == 2 * 6
 
 
