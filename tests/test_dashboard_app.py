@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from engagement.check_file import load_checks
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from engagement.check_file import load_checks
 from engagement.engines.duckdb import DuckDBEngine
 from engagement.pipeline import run_pipeline
 from tests.conftest import DashboardWarehouse, locked
