@@ -32,7 +32,8 @@
 --   * not the exact contract: the timestamp is not matched against the ISO 8601 pattern
 --     (TRY_CAST also takes, say, a bare date), a CSV header is assumed to be in the usual
 --     column order (the pipeline maps columns by name), a line that is not UTF-8 or a file
---     whose header is wrong is not handled, files are taken from fixed globs;
+--     whose header is wrong is not handled, files are taken from fixed globs (the layout the
+--     generator writes: *.jsonl[.gz] as NDJSON, *.json as arrays; no *.ndjson);
 --   * no data-quality checks and no dq_check_logs: three aggregates stand for them.
 -- The line order used for "later line wins" is the scan order (row_number() OVER ()),
 -- which DuckDB keeps while preserve_insertion_order is on (the default).
@@ -78,12 +79,20 @@ QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY filename DESC, line
 -- step: stage events
 -- Fields are read as JSON so that a string "300" or a float is told from an integer.
 -- A line that is not a JSON object comes back as a row of NULLs (ignore_errors) and falls out
--- with the missing key.
+-- with the missing key. The .jsonl files are read as NDJSON and the .json files as arrays
+-- (format = 'auto' guesses from a file's first record, and a truncated first line makes it
+-- give up on the whole file).
 CREATE OR REPLACE TEMP TABLE stage_event AS
 WITH rows AS (
     SELECT *, row_number() OVER () AS line
-    FROM read_json(getvariable('src') || '/clickstream/**/*.json*',
-                   format = 'auto', ignore_errors = true, filename = true, hive_partitioning = false,
+    FROM read_json(getvariable('src') || '/clickstream/**/*.jsonl*',
+                   format = 'newline_delimited', ignore_errors = true, filename = true, hive_partitioning = false,
+                   columns = {'event_id': 'JSON', 'user_id': 'JSON', 'event_type': 'JSON',
+                              'page_url': 'JSON', 'duration_ms': 'JSON', 'timestamp': 'JSON'})
+    UNION ALL
+    SELECT *, row_number() OVER () AS line
+    FROM read_json(getvariable('src') || '/clickstream/**/*.json',
+                   format = 'array', ignore_errors = true, filename = true, hive_partitioning = false,
                    columns = {'event_id': 'JSON', 'user_id': 'JSON', 'event_type': 'JSON',
                               'page_url': 'JSON', 'duration_ms': 'JSON', 'timestamp': 'JSON'})
 ), clean AS (
