@@ -10,6 +10,9 @@ DAYS ?= 7
 # The sample's last day is yesterday, so the freshness check sees recent data.
 START ?= $(shell $(PYTHON) -c 'import datetime as d; print(d.date.today() - d.timedelta(days=$(DAYS)))')
 
+# make bench BENCH_ARGS="--sizes 1000000 --skip-pandas --work /tmp/my-bench" narrows a run
+BENCH_ARGS ?=
+
 .PHONY: setup demo test bench clean help
 
 help:  ## List the targets
@@ -34,8 +37,12 @@ demo: setup $(SAMPLE)/manifest.json  ## Generate sample data and run the pipelin
 test: setup  ## Run the test suite
 	$(BIN)/python -m pytest -n auto
 
-bench: setup  ## Benchmark each step at 1M events (bench/results/)
-	$(BIN)/python bench/bench_pipeline.py
+$(VENV)/.bench-extra: pyproject.toml | $(BIN)/engagement
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	@touch $@
+
+bench: setup $(VENV)/.bench-extra  ## Pipeline vs bare DuckDB vs pandas at 1M and 10M events (bench/results/compare.md)
+	$(BIN)/python bench/bench_compare.py $(BENCH_ARGS)
 
 clean:  ## Remove generated data, the warehouse, logs and run outputs (not .venv)
 	rm -rf $(SAMPLE) warehouse logs runs bench/results
