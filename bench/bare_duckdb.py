@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,11 @@ def sections(text: str) -> list[tuple[str, str]]:
     return [("setup", parts[0])] + list(zip(parts[1::2], parts[2::2]))
 
 
+def peak_rss() -> int:
+    """Peak RSS of this process so far, in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def run(source: Path, warehouse: Path) -> dict:
     """Run the script's sections in one connection; the time includes closing the file (its checkpoint)."""
     started = time.perf_counter()
@@ -37,13 +43,13 @@ def run(source: Path, warehouse: Path) -> dict:
     for name, sql in sections(SCRIPT.read_text(encoding="utf-8")):
         t0 = time.perf_counter()
         con.execute(sql)
-        steps.append({"step": name, "seconds": time.perf_counter() - t0})
+        steps.append({"step": name, "seconds": time.perf_counter() - t0, "peak_rss": peak_rss()})
     (orphans,) = con.execute("SELECT orphan_events FROM load_summary").fetchall()[0]
     per_day_type = {f"{day}|{etype}": n for day, etype, n in
                     con.execute("SELECT day, event_type, events FROM events_per_day_type").fetchall()}
     t0 = time.perf_counter()
     con.close()
-    steps.append({"step": "close (checkpoint)", "seconds": time.perf_counter() - t0})
+    steps.append({"step": "close (checkpoint)", "seconds": time.perf_counter() - t0, "peak_rss": peak_rss()})
     return {"contender": "bare-duckdb", "seconds": time.perf_counter() - started, "steps": steps,
             "aggregates": {"orphan_events": orphans, "events_per_day_type": per_day_type}}
 

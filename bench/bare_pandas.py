@@ -19,6 +19,7 @@ import csv
 import gzip
 import io
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -149,7 +150,8 @@ def run(source: Path, folder: Path) -> dict:
     def step(name: str) -> None:
         nonlocal t0
         now = time.perf_counter()
-        steps.append({"step": name, "seconds": now - t0})
+        steps.append({"step": name, "seconds": now - t0,
+                      "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
         t0 = now
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -338,12 +338,13 @@ def markdown(report: dict, outcomes: list[Outcome]) -> str:
         lines += [f"**{label(size)} events**: {src['records']:,} source records ({src['clickstream_records']:,} "
                   f"clickstream, {src['customer_records']:,} customers) in {src['files']} files, "
                   f"{src['bytes'] / 1e6:,.0f} MB on disk; source {src['note']}.", "",
-                  "| contender | step | s | rows/s |", "|---|---|---:|---:|"]
+                  "| contender | step | s | rows/s | peak GB so far |", "|---|---|---:|---:|---:|"]
         for name in CONTENDERS:
             o = by.get((name, size))
             for st in (o.steps if o else []):
-                rate = st["rows"] / st["seconds"] if st.get("rows") and st.get("seconds") else None
-                lines.append(f"| {name} | {st['step']} | {_s(st['seconds'])} | {f'{rate:,.0f}' if rate else ''} |")
+                counted = st.get("rows") and st.get("seconds") and st["step"].split()[0] in ("ingest", "merge")
+                rate = f"{st['rows'] / st['seconds']:,.0f}" if counted else ""
+                lines.append(f"| {name} | {st['step']} | {_s(st['seconds'])} | {rate} | {_gb(st.get('peak_rss'))} |")
         lines.append("")
     lines += [
         "What the bare script and pandas leave out (raw tables, rejected_records with reasons and raw "
@@ -413,7 +414,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-budget-gb", type=float, default=8.0,
                         help="stop (or, for pandas, do not start) a contender that would need more RSS")
     parser.add_argument("--time-budget-s", type=float, default=1800.0, help="the same, for its wall time")
+    parser.add_argument("--from-json", type=Path, metavar="COMPARE_JSON",
+                        help="run nothing: write the table and the plot again from a compare.json")
     args = parser.parse_args(argv)
+    if args.from_json:
+        return render(json.loads(args.from_json.read_text()), args.out)
     sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
     memory_budget = int(args.memory_budget_gb * GIB)
     names = [n for n in CONTENDERS if not (args.skip_pandas and n == "pandas")]
@@ -462,16 +467,24 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{o.seconds:.2f} s, peak {_gb(o.peak_rss)} GB", file=sys.stderr, flush=True)
             else:
                 print(f"{o.status}: {o.note}", file=sys.stderr, flush=True)
-    report["verdicts"] = verdicts(outcomes, sizes)
     report["outcomes"] = [asdict(o) for o in outcomes]
+    return render(report, args.out)
+
+
+def render(report: dict, out: Path) -> int:
+    """Write compare.md (and print it), compare.json and compare.png from a report."""
+    out.mkdir(parents=True, exist_ok=True)
+    outcomes = [Outcome(**o) for o in report["outcomes"]]
+    sizes = [s["events"] for s in report["sources"]]
+    report["verdicts"] = verdicts(outcomes, sizes)
     text = markdown(report, outcomes)
-    (args.out / "compare.md").write_text(text)
-    (args.out / "compare.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "compare.md").write_text(text)
+    (out / "compare.json").write_text(json.dumps(report, indent=2, default=str))
     m = report["machine"]
-    plot(outcomes, sizes, args.out / "compare.png",
+    plot(outcomes, sizes, out / "compare.png",
          f"engagement run vs bare DuckDB vs pandas - {report['date']}, {m['cores']} cores {m['cpu']}")
     print(text)
-    print(f"written: {args.out / 'compare.md'}, compare.json, compare.png", file=sys.stderr)
+    print(f"written: {out / 'compare.md'}, compare.json, compare.png", file=sys.stderr)
     return 0 if all(o.status in ("ok", "skipped") for o in outcomes) else 1
 
 

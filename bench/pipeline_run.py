@@ -11,24 +11,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
 
 from engagement.engines.duckdb import DuckDBEngine
-from engagement.pipeline import run_pipeline
+from engagement.pipeline import Observer, run_pipeline
+
+
+def peak_rss() -> int:
+    """Peak RSS of this process so far, in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run(source: Path, warehouse: Path) -> dict:
     started = time.perf_counter()
+    peaks: list[int] = []
     engine = DuckDBEngine(warehouse)
-    result = run_pipeline(engine, source)
+    result = run_pipeline(engine, source, observer=Observer(step_finished=lambda _step: peaks.append(peak_rss())))
     t0 = time.perf_counter()
     engine.close()
     closed = time.perf_counter() - t0
     steps = [{"step": s.step + (f" {s.table_name}" if s.table_name else ""), "seconds": s.seconds,
-              "rows": s.rows_read, "status": s.status.value} for s in result.steps]
-    steps.append({"step": "close (checkpoint)", "seconds": closed})
+              "rows": s.rows_read if s.step in ("ingest", "merge") else None, "status": s.status.value,
+              "peak_rss": peak} for s, peak in zip(result.steps, peaks)]
+    steps.append({"step": "close (checkpoint)", "seconds": closed, "peak_rss": peak_rss()})
     orphans = next((c.metric_value for c in result.checks if c.check_name == "fact_user_known"), None)
     return {
         "contender": "pipeline",

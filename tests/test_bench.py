@@ -55,6 +55,12 @@ def test_bench_compare_runs_all_contenders_on_equivalent_work(tmp_path: Path) ->
     assert "| 2k | pipeline |" in proc.stdout  # printed too
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    again = tmp_path / "again"  # the report alone, written again from the JSON
+    rerun = subprocess.run([sys.executable, str(DRIVER), "--from-json", str(out / "compare.json"), "--out", str(again)],
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert (again / "compare.md").read_text() == table
+
 
 def test_a_contender_over_the_memory_budget_is_stopped_and_reported(tmp_path: Path) -> None:
     proc, out = drive(tmp_path, "--skip-pandas", "--memory-budget-gb", "0.03")
