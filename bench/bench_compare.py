@@ -168,22 +168,27 @@ def run_contender(name: str, size: int, src: Path, wh: Path, log: Path, *, memor
     with open(log, "w") as log_fh:
         proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         aborted, next_load = "", t0 + 1
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            now = time.perf_counter()
-            rss = _rss(proc.pid)
-            if not aborted and rss > memory_budget:
-                aborted = f"stopped: RSS passed the {memory_budget / GIB:.0f} GB budget after {now - t0:.0f} s"
-            elif not aborted and now - t0 > time_budget:
-                aborted = f"stopped: still running after the {time_budget:.0f} s budget"
-            if aborted:
-                proc.send_signal(signal.SIGKILL)
-            if now >= next_load:
-                loads.append(os.getloadavg()[0])
-                next_load = now + 1
-            time.sleep(0.05)
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                now = time.perf_counter()
+                rss = _rss(proc.pid)
+                if not aborted and rss > memory_budget:
+                    aborted = f"stopped: RSS passed the {memory_budget / GIB:g} GB budget after {now - t0:.0f} s"
+                elif not aborted and now - t0 > time_budget:
+                    aborted = f"stopped: still running after the {time_budget:.0f} s budget"
+                if aborted:
+                    proc.send_signal(signal.SIGKILL)
+                if now >= next_load:
+                    loads.append(os.getloadavg()[0])
+                    next_load = now + 1
+                time.sleep(0.05)
+        except BaseException:  # Ctrl-C or an error here: do not leave the contender running
+            proc.kill()
+            proc.wait()
+            raise
     process_seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     loads.append(os.getloadavg()[0])
