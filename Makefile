@@ -11,6 +11,9 @@ DAYS ?= 7
 # The sample's last day is yesterday, so the freshness check sees recent data.
 START ?= $(shell $(PYTHON) -c 'import datetime as d; print(d.date.today() - d.timedelta(days=$(DAYS)))')
 
+# make bench BENCH_ARGS="--sizes 1000000 --skip-pandas --work /tmp/my-bench" narrows a run
+BENCH_ARGS ?=
+
 .PHONY: setup demo dashboard test bench bench-dashboard clean help
 
 help:  ## List the targets
@@ -40,8 +43,12 @@ dashboard: setup  ## Serve the monitoring dashboard on http://127.0.0.1:8501 (af
 test: setup  ## Run the test suite
 	$(BIN)/python -m pytest -n auto
 
-bench: setup  ## Benchmark each step at 1M events (bench/results/)
-	$(BIN)/python bench/bench_pipeline.py
+$(VENV)/.bench-extra: pyproject.toml | $(BIN)/engagement
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	@touch $@
+
+bench: setup $(VENV)/.bench-extra  ## Pipeline vs bare DuckDB vs pandas at 1M and 10M events (bench/results/compare.md)
+	$(BIN)/python bench/bench_compare.py $(BENCH_ARGS)
 
 bench-dashboard: setup  ## Benchmark each dashboard page on a 10M-event warehouse (built once in /tmp/engagement-bench)
 	$(BIN)/python bench/bench_dashboard.py

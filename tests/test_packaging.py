@@ -18,7 +18,10 @@ def test_environment_yml_matches_pyproject() -> None:
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert sorted(p for p in pip if not p.startswith("-e")) == sorted(project["dependencies"])
-    assert "-e .[dev]" in pip
+    editable = [p for p in pip if p.startswith("-e")]
+    assert len(editable) == 1 and editable[0].startswith("-e .[") and editable[0].endswith("]"), editable
+    extras = editable[0].removeprefix("-e .[").removesuffix("]").split(",")
+    assert sorted(extras) == sorted(project["optional-dependencies"]), "environment.yml installs every extra"
     python = next(d for d in conda if d.startswith("python="))
     minimum = project["requires-python"].removeprefix(">=")
     assert python == f"python={minimum}"
