@@ -1,0 +1,75 @@
+"""Benchmark: what an incremental run costs next to a full one, on this machine.
+
+    python bench/bench_incremental.py                  # 1M events over 30 daily files
+    python bench/bench_incremental.py --events 200000
+
+Generates a source (or reuses it), lands every daily clickstream file but the last, runs the
+pipeline (a full load), lands the last file (about 1/30 of the events: the day that arrived)
+and runs again (incremental); then times a --full-refresh run over the same final folder.
+Writes bench/results/incremental-<events>.md. It asserts nothing: figures are for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+from engagement.engines.duckdb import DuckDBEngine
+from engagement.generate import generate
+from engagement.pipeline import run_pipeline
+
+HERE = Path(__file__).resolve().parent
+
+
+def timed(warehouse: Path, source: Path, **kwargs) -> tuple[float, int]:
+    """Seconds for one run (opening to closing the warehouse) and the records it read."""
+    started = time.perf_counter()
+    engine = DuckDBEngine(warehouse)
+    try:
+        result = run_pipeline(engine, source, **kwargs)
+        assert result.status.value == "SUCCEEDED", result.error
+    finally:
+        engine.close()
+    return time.perf_counter() - started, sum(i.read for i in result.ingest)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/engagement-bench"))
+    args = parser.parse_args()
+    full = args.work / f"src-{args.events}"
+    if not (full / "manifest.json").exists():
+        generate(full, customers=max(args.events // 50, 100), events=args.events, days=30, seed=7, defect_rate=0.02)
+    landing = args.work / f"landing-{args.events}"
+    shutil.rmtree(landing, ignore_errors=True)
+    days = sorted(p.name for p in (full / "clickstream").iterdir())
+    shutil.copytree(full / "customers", landing / "customers")
+    for day in days[:-1]:
+        shutil.copytree(full / "clickstream" / day, landing / "clickstream" / day)
+    warehouse = args.work / f"incremental-{args.events}.duckdb"
+    warehouse.unlink(missing_ok=True)
+    first, first_read = timed(warehouse, landing)
+    shutil.copytree(full / "clickstream" / days[-1], landing / "clickstream" / days[-1])
+    incremental, incremental_read = timed(warehouse, landing)
+    refresh, refresh_read = timed(warehouse, landing, full_refresh=True)
+    lines = [
+        f"# Incremental vs full runs, {args.events:,} events over {len(days)} daily files",
+        "",
+        "| run | records read | seconds | vs full refresh |",
+        "|---|---:|---:|---:|",
+        f"| first load ({len(days) - 1} days) | {first_read:,} | {first:.2f} | |",
+        f"| incremental (+1 day) | {incremental_read:,} | {incremental:.2f} | {incremental / refresh:.0%} |",
+        f"| full refresh ({len(days)} days) | {refresh_read:,} | {refresh:.2f} | 100% |",
+    ]
+    out = HERE / "results" / f"incremental-{args.events}.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
