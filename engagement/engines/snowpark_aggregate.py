@@ -8,7 +8,7 @@ NULL never reaches an operator (see ``_condition``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import snowflake.snowpark.functions as F
@@ -17,7 +17,7 @@ from snowflake.snowpark.functions import col, lit
 
 from engagement.aggregate import Aggregate, Condition, Fn, Grain, Measure, Op
 from engagement.engines import snowpark_local
-from engagement.engines.snowpark import TYPES
+from engagement.engines.snowpark import TYPES, _all
 from engagement.model import ColumnType
 
 FUNCTIONS = {Fn.COUNT: F.count, Fn.SUM: F.sum, Fn.MIN: F.min, Fn.MAX: F.max}
@@ -53,14 +53,6 @@ def _condition(query: Aggregate, c: Condition, local: bool) -> Column:
             Op.GE: safe >= values[0],
         }[c.op]
     return F.iff(missing, lit(False), test)
-
-
-def _all(conditions: Iterable[Column]) -> Column:
-    items = list(conditions)
-    out = items[0]
-    for c in items[1:]:
-        out = out & c
-    return out
 
 
 def _measure_input(query: Aggregate, m: Measure, local: bool) -> Column | None:
