@@ -320,7 +320,7 @@ def finish_run(engine: Engine, run_id: str, *, failure: str | None = None,
         return load_run(engine, run_id)
     error = None
     for s in steps.itertuples():
-        if s.status != StepStatus.SUCCEEDED.value:
+        if s.status not in (StepStatus.SUCCEEDED.value, StepStatus.SKIPPED.value):
             table = f" {s.table_name}" if isinstance(s.table_name, str) else ""
             error = s.error_message if isinstance(s.error_message, str) else f"step {s.step}{table} did not finish"
             break

@@ -112,6 +112,19 @@ def test_phases_in_a_row_leave_the_warehouse_as_run_pipeline(tmp_path: Path, eng
 
 
 @pytest.mark.engines("duckdb")
+def test_a_second_run_with_nothing_new_succeeds_with_skipped_steps(tmp_path: Path, engine) -> None:
+    engine.close()
+    src = write_files(tmp_path / "src", PARITY_SOURCE)
+    path = tmp_path / "phases.duckdb"
+    by_phases(path, src)
+    again = by_phases(path, src)
+    run = phase(path, load_run, again)
+    assert run.status.value == "SUCCEEDED" and run.error is None
+    assert {(s.step, s.status.value) for s in run.steps if s.step in ("ingest", "merge")} == {
+        ("ingest", "SKIPPED"), ("merge", "SKIPPED")}
+
+
+@pytest.mark.engines("duckdb")
 def test_phases_out_of_order_or_on_a_closed_run_are_refused(tmp_path: Path, engine) -> None:
     src = write_files(tmp_path / "src", PARITY_SOURCE)
     wh = tmp_path / "w.duckdb"

@@ -17,9 +17,10 @@ STATUS_COLORS = {
     "FAILED": "#c62828",
     "ERROR": "#6a1b9a",
     "STARTED": "#1565c0",
+    "SKIPPED": "#9e9e9e",
 }
 BADGE_COLORS = {"SUCCEEDED": "green", "PASSED": "green", "WARN": "orange", "FAILED": "red", "ERROR": "red",
-                "STARTED": "blue"}
+                "STARTED": "blue", "SKIPPED": "gray"}
 SOURCE_COLORS = {"read": "#546e7a", "loaded": "#2e7d32", "rejected": "#c62828"}
 HEIGHT = 320
 
