@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from engagement.config import load_settings
 from engagement.engines.duckdb import DuckDBEngine
 from engagement.pipeline import Observer, run_pipeline
 
@@ -28,7 +29,7 @@ def peak_rss() -> int:
 def run(source: Path, warehouse: Path) -> dict:
     started = time.perf_counter()
     peaks: list[int] = []
-    engine = DuckDBEngine(warehouse)
+    engine = DuckDBEngine(warehouse, memory_limit=load_settings().duckdb_memory_limit)  # as `engagement run`
     result = run_pipeline(engine, source, observer=Observer(step_finished=lambda _step: peaks.append(peak_rss())))
     t0 = time.perf_counter()
     engine.close()

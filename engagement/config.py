@@ -6,6 +6,7 @@ never a pydantic traceback.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from engagement.identifiers import validate
 
 ENGINES = ("duckdb", "snowflake", "snowpark-local")
 EngineName = Literal["duckdb", "snowflake", "snowpark-local"]
+MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 WAREHOUSE_SIZES = ("XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE", "XXLARGE", "XXXLARGE", "X4LARGE", "X5LARGE", "X6LARGE")
 
 
@@ -41,6 +43,10 @@ class Settings(BaseSettings):
     full_refresh: bool = Field(
         False, description="Reload every source file, even those merged before and unchanged since (same size and "
         "mtime/ETag); by default only new and changed files are read."
+    )
+    duckdb_memory_limit: str | None = Field(
+        "1GB", description="Memory DuckDB may use before it spills to disk (e.g. 1GB, 4GB); empty: DuckDB's default "
+        "(80% of RAM). 1GB keeps a 10M-event run under 2 GB."
     )
     dashboard_ttl: float = Field(
         30.0, ge=0, description="Seconds the dashboard reuses an answer before asking the warehouse again."
@@ -99,6 +105,17 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("duckdb_memory_limit", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        if value is None or str(value).strip() == "":
+            return None
+        text = str(value).strip()
+        if not MEMORY.match(text):
+            raise ConfigError(f"ENGAGEMENT_DUCKDB_MEMORY_LIMIT={value!r} is not a size: use a number and a unit, "
+                              "such as 1GB or 512MB (empty: DuckDB's default)")
+        return text
 
     @field_validator("alert_min_severity", mode="before")
     @classmethod

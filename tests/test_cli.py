@@ -103,6 +103,7 @@ def test_failed_check_exits_1(tmp_path: Path) -> None:
     [
         (["run", "--source", "nowhere"], {}, ["nowhere", "does not exist", "--source"]),
         (["run", "--engine", "oracle"], {}, ["ENGAGEMENT_ENGINE", "duckdb"]),
+        (["run"], {"ENGAGEMENT_DUCKDB_MEMORY_LIMIT": "lots"}, ["ENGAGEMENT_DUCKDB_MEMORY_LIMIT", "1GB"]),
         (["run"], {"ENGAGEMENT_SCHEMA": "x; drop table y"}, ["ENGAGEMENT_SCHEMA", "not a valid identifier"]),
         (["run"], {"ENGAGEMENT_LOG_LEVEL": "loud"}, ["ENGAGEMENT_LOG_LEVEL"]),
         (["generate", "--out", "o", "--defect-rate", "2"], {}, ["defect_rate"]),

@@ -20,7 +20,8 @@ def create_engine(settings: Settings, *, read_only: bool = False) -> Engine:
     if settings.engine == "duckdb":
         from engagement.engines.duckdb import DuckDBEngine
 
-        return DuckDBEngine(settings.warehouse, schema=settings.schema_name, read_only=read_only)
+        return DuckDBEngine(settings.warehouse, schema=settings.schema_name, read_only=read_only,
+                            memory_limit=settings.duckdb_memory_limit)
     if settings.engine in ("snowflake", "snowpark-local"):
         from engagement.engines.snowflake_session import create_session
 

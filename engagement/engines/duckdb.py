@@ -63,7 +63,8 @@ class DuckDBEngine:
 
     name = "duckdb"
 
-    def __init__(self, path: str | Path, *, schema: str = "main", read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, schema: str = "main", read_only: bool = False,
+                 memory_limit: str | None = None) -> None:
         self.path = Path(path)
         self.schema = schema
         self.read_only = read_only
@@ -83,6 +84,9 @@ class DuckDBEngine:
                 ) from None
             raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
         self.con.execute("SET TimeZone = 'UTC'")
+        if memory_limit:
+            # DuckDB spills what passes the limit to <warehouse>.tmp/ (sorts, joins, the MERGE)
+            self.con.execute(f"SET memory_limit = {lit(memory_limit)}")
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -113,13 +117,15 @@ class DuckDBEngine:
         with self._transaction():
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
             for table in TABLES:
-                cols = ", ".join(
-                    f"{quote(c.name)} {TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
-                )
-                # No PRIMARY KEY: the MERGE keeps keys unique and the checks verify it; an ART
-                # index on 10M keys would cost memory and slow every load.
-                self.con.execute(f"CREATE TABLE IF NOT EXISTS {self._t(table)} ({cols})")
+                self.con.execute(self._create_sql(table, table.name, "CREATE TABLE IF NOT EXISTS"))
                 self._add_missing_columns(table)
+
+    def _create_sql(self, table: Table, name: str, verb: str) -> str:
+        """``verb`` (CREATE TABLE …) ``name`` with the columns, types and NOT NULLs of the model table."""
+        cols = ", ".join(f"{quote(c.name)} {TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns)
+        # No PRIMARY KEY: the MERGE keeps keys unique and the checks verify it; an ART
+        # index on 10M keys would cost memory and slow every load.
+        return f"{verb} {self._t(name)} ({cols})"
 
     def _add_missing_columns(self, table: Table) -> None:
         """Bring a table made by an older version up to the model: add its new nullable columns."""
@@ -146,22 +152,30 @@ class DuckDBEngine:
         raw = source.raw
         reader = read_csv_records if source.format is SourceFormat.CSV else read_json_records
         read = 0
-        with self._transaction():
-            self.con.execute(f"DELETE FROM {self._t(raw)}")
-            for file in files:
-                records = reader(file.read_bytes())
+        # The files go to a private loading table, one commit each: DuckDB keeps a transaction's
+        # new rows in memory, so one transaction over 10M records held them all (GBs). The raw
+        # table is swapped for it below in one transaction, with the rejects: a crash before
+        # then leaves the raw table (and rejected_records) as they were.
+        loading = f"_loading_{raw.name}"
+        self.con.execute(self._create_sql(raw, loading, "CREATE OR REPLACE TABLE"))
+        for file in files:
+            records = reader(file.read_bytes())
+            with self._transaction():
                 for batch in iter_batches(records):
                     self.con.register("_batch", batch)
                     cols = ", ".join(quote(n) for n in batch.column_names)
                     self.con.execute(
-                        f"INSERT INTO {self._t(raw)} ({cols}, source_file, run_id, loaded_at) "
+                        f"INSERT INTO {self._t(loading)} ({cols}, source_file, run_id, loaded_at) "
                         f"SELECT {cols}, ?, ?, ? FROM _batch",
                         [file.relpath, run.run_id, run.started_at],
                     )
                     self.con.unregister("_batch")
-                read += records.num_rows
-                if on_file:
-                    on_file(file, read)
+            read += records.num_rows
+            if on_file:
+                on_file(file, read)
+        with self._transaction():
+            self.con.execute(f"DROP TABLE {self._t(raw)}")
+            self.con.execute(f"ALTER TABLE {self._t(loading)} RENAME TO {quote(raw.name)}")
             self.con.execute(
                 f"INSERT INTO {self._t(REJECTED)} "
                 "(run_id, source_table, source_file, source_row, reason, detail, payload, rejected_at) "
