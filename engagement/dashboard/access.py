@@ -80,12 +80,12 @@ class Warehouse:
         if self.engine_name == "snowflake":
             yield self._snowflake()
             return
-        from engagement.engines.duckdb import DuckDBEngine
+        from engagement.engines import create_engine
 
         path = self.settings.warehouse
         if not path.exists():
             raise MissingTableError(f"warehouse {path} does not exist yet; run `engagement run` first")
-        engine = DuckDBEngine(path, schema=self.settings.schema_name, read_only=True)
+        engine = create_engine(self.settings, read_only=True)  # the same settings as the CLI's (memory limit too)
         try:
             yield engine
         finally:
