@@ -57,3 +57,30 @@ def test_a_duplicated_target_key_fails_its_uniqueness_check(tmp_path: Path) -> N
         assert checks["fact_event_id_unique"].status == "PASSED"
     finally:
         eng.close()
+
+
+def test_a_raw_table_loaded_by_an_older_version_is_judged_at_the_merge(tmp_path: Path) -> None:
+    """Earlier versions kept no _validated_<raw> table; the MERGE builds it from the raw table."""
+    from engagement.pipeline import ingest_phase, start_run, transform_phase
+    from tests.conftest import PARITY_SOURCE, write_files
+
+    source = write_files(tmp_path / "src", PARITY_SOURCE)
+    merged = {}
+    for name, drop in (("kept", False), ("dropped", True)):
+        eng = DuckDBEngine(tmp_path / f"{name}.duckdb")
+        try:
+            run_id = start_run(eng, source)
+            ingest_phase(eng, run_id)
+            if drop:
+                eng.con.execute("DROP TABLE _validated_raw_clickstream_events")
+                eng.con.execute("DROP TABLE _validated_raw_customer_demographics")
+            result = transform_phase(eng, run_id)
+            merged[name] = (
+                [(m.table, m.accepted, m.inserted, m.updated, m.unchanged, m.collapsed) for m in result.merges],
+                eng.con.execute("SELECT * EXCLUDE (created_at, updated_at, run_id) FROM fact_click_events "
+                                "ORDER BY event_id").fetchall(),
+            )
+        finally:
+            eng.close()
+    assert merged["dropped"] == merged["kept"]
+    assert merged["kept"][1], "the fixture loads events"

@@ -156,7 +156,8 @@ class DuckDBEngine:
         # new rows in memory, so one transaction over 10M records held them all (GBs). The raw
         # table is swapped for it below in one transaction, with the rejects: a crash before
         # then leaves the raw table (and rejected_records) as they were.
-        loading = f"_loading_{raw.name}"
+        loading, validated = f"_loading_{raw.name}", self._validated_name(source)
+        loading_validated = f"_loading{validated}"
         self.con.execute(self._create_sql(raw, loading, "CREATE OR REPLACE TABLE"))
         for file in files:
             records = reader(file.read_bytes())
@@ -174,13 +175,19 @@ class DuckDBEngine:
             if on_file:
                 on_file(file, read)
         with self._transaction():
-            self.con.execute(f"DROP TABLE {self._t(raw)}")
-            self.con.execute(f"ALTER TABLE {self._t(loading)} RENAME TO {quote(raw.name)}")
+            # The rules run once, here; the rejects and the MERGE read their outcome.
+            self.con.execute(
+                f"CREATE OR REPLACE TABLE {self._t(loading_validated)} AS "
+                f"{self._validated_rows_sql(source, self._t(loading))}"
+            )
+            for table, new_table in ((raw.name, loading), (validated, loading_validated)):
+                self.con.execute(f"DROP TABLE IF EXISTS {self._t(table)}")
+                self.con.execute(f"ALTER TABLE {self._t(new_table)} RENAME TO {quote(table)}")
             self.con.execute(
                 f"INSERT INTO {self._t(REJECTED)} "
                 "(run_id, source_table, source_file, source_row, reason, detail, payload, rejected_at) "
                 f"SELECT ?, ?, source_file, source_row, reason, detail, payload, ? "
-                f"FROM ({self._validated_sql(source)}) WHERE reason IS NOT NULL",
+                f"FROM {self._t(validated)} WHERE reason IS NOT NULL",
                 [run.run_id, raw.name, run.started_at],
             )
             rejected = dict(
@@ -199,7 +206,7 @@ class DuckDBEngine:
 
         They read the columns :meth:`_validated_sql` extracts once per row:
         ``_s{i}`` the value as text, ``_t{i}`` the same but NULL when missing or
-        blank, ``_j{i}`` its JSON type (JSON sources only; NULL when absent or null).
+        blank, ``_j{i}`` its JSON type (JSON sources, for the rules that read it; NULL when absent or null).
         """
         s, t, j = f"_s{i}", f"_t{i}", f"_j{i}"
         label = f.source
@@ -220,13 +227,25 @@ class DuckDBEngine:
             return f"TRY_CAST({s} AS BIGINT)", f"({j} IS NOT NULL AND NOT ({ok}))", detail
         return t, None, "NULL"
 
-    def _validated_sql(self, source: Source) -> str:
-        """Every raw row with its typed fields and, when rejected, its reason and detail.
+    @staticmethod
+    def _validated_name(source: Source) -> str:
+        """The table of ``source.raw``'s rows judged by the rules (see :meth:`ingest`)."""
+        return f"_validated_{source.raw.name}"
+
+    def _validated_rows_sql(self, source: Source, raw: str) -> str:
+        """What the validated table keeps of :meth:`_validated_sql`: the raw text of rejected rows only."""
+        return (
+            "SELECT * REPLACE (CASE WHEN reason IS NOT NULL THEN payload END AS payload) "
+            f"FROM ({self._validated_sql(source, raw)})"
+        )
+
+    def _validated_sql(self, source: Source, raw: str) -> str:
+        """Every row of the relation ``raw`` (shaped like ``source.raw``) with its typed fields
+        and, when rejected, its reason and detail.
 
         Each field is extracted once (one JSON parse per row); every rule then reads
         the extracted columns.
         """
-        raw = self._t(source.raw)
         extract = []
         if source.format is SourceFormat.CSV:
             base = f"SELECT *, raw_text AS payload FROM {raw}"
@@ -236,16 +255,22 @@ class DuckDBEngine:
                 extract += [f"{value} AS _s{i}", f"{value} AS _t{i}"]
             malformed, malformed_detail = "parse_error IS NOT NULL", "parse_error"
         else:
-            spec = lit(json.dumps({f.source: "JSON" for f in source.fields}))
-            is_object = "parse_error IS NULL AND json_valid(payload) AND json_type(payload) = 'OBJECT'"
+            # A field whose rule looks at its JSON type is kept as JSON; the others are read as
+            # text straight away (the same text ->> '$' gives, without parsing the value again).
+            typed_json = {Rule.TIMESTAMP, Rule.NON_NEGATIVE_INT}
+            spec = lit(json.dumps({f.source: "JSON" if f.rule in typed_json else "VARCHAR" for f in source.fields}))
+            # Valid JSON that opens with "{" is an object: an anchored regex is cheaper than json_type
+            # (a third parse of the document).
+            is_object = (
+                r"parse_error IS NULL AND json_valid(payload) AND regexp_matches(payload, '^[ \t\r\n]*\{')"
+            )
             base = f"SELECT *, CASE WHEN {is_object} THEN json_transform(payload, {spec}) END AS _doc FROM {raw}"
             for i, f in enumerate(source.fields):
                 field = f"_doc.{quote(f.source)}"
-                extract += [
-                    f"{field} ->> '$' AS _s{i}",
-                    f"CASE WHEN NULLIF(TRIM({field} ->> '$'), '') IS NOT NULL THEN {field} ->> '$' END AS _t{i}",
-                    f"json_type({field}) AS _j{i}",
-                ]
+                if f.rule in typed_json:
+                    extract += [f"{field} ->> '$' AS _s{i}", f"json_type({field}) AS _j{i}"]
+                else:
+                    extract += [f"{field} AS _s{i}"]
             malformed = "_doc IS NULL"
             malformed_detail = (
                 "coalesce(parse_error, CASE WHEN json_valid(payload) THEN 'not a JSON object' ELSE 'not valid JSON' END)"
@@ -268,26 +293,54 @@ class DuckDBEngine:
                 invalid_details.append(f"WHEN {guard}{bad} THEN {detail}")
         whens += invalid_whens  # every missing_key before any invalid_value
         details += invalid_details
+        if source.format is SourceFormat.JSON:
+            texts = [f"CASE WHEN NULLIF(TRIM(_s{i}), '') IS NOT NULL THEN _s{i} END AS _t{i}"
+                     for i in range(len(source.fields))]
+            extracted = f"SELECT *, {', '.join(texts)} FROM (SELECT *, {', '.join(extract)} FROM ({base}))"
+        else:
+            extracted = f"SELECT *, {', '.join(extract)} FROM ({base})"
+        # The detail is worked out for rejected rows only: CASE evaluates THEN on the rows it selects.
         return (
-            f"SELECT source_file, source_row, payload, {', '.join(values)}, "
-            f"CASE {' '.join(whens)} END AS reason, CASE {' '.join(details)} END AS detail "
-            f"FROM (SELECT *, {', '.join(extract)} FROM ({base}))"
+            f"SELECT source_file, source_row, payload, {', '.join(values)}, reason, "
+            f"CASE WHEN reason IS NOT NULL THEN CASE {' '.join(details)} END END AS detail "
+            f"FROM (SELECT *, CASE {' '.join(whens)} END AS reason FROM ({extracted}))"
         )
 
     def _staged_sql(self, source: Source) -> str:
-        """Accepted rows, one per key: the newest copy wins (see ``Source.newest_by``)."""
+        """Accepted rows, one per key: the newest copy wins (see ``Source.newest_by``).
+
+        ``_copies`` counts the accepted copies of the key. Only keys sent more than once go
+        through the window that picks the newest: a window over every row (all columns,
+        10M of them) spilled to disk and cost more than the rest of the MERGE.
+        """
         order = ([f"{quote(source.newest_by)} DESC"] if source.newest_by else []) + [
             "source_file DESC",
             "source_row DESC",
         ]
         key = quote(source.key_field.target)
+        validated = self._t(self._validated_name(source))
+        accepted = f"(SELECT * EXCLUDE (reason, detail, payload) FROM {validated} WHERE reason IS NULL)"
+        repeated = f"(SELECT {key} FROM {accepted} GROUP BY {key} HAVING count(*) > 1)"
         return (
-            f"SELECT * EXCLUDE (reason, detail, payload), count(*) OVER (PARTITION BY {key}) AS _copies "
-            f"FROM ({self._validated_sql(source)}) WHERE reason IS NULL "
-            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {', '.join(order)}) = 1"
+            f"SELECT *, 1 AS _copies FROM {accepted} ANTI JOIN {repeated} USING ({key}) "
+            f"UNION ALL "
+            f"SELECT * FROM (SELECT *, count(*) OVER (PARTITION BY {key}) AS _copies "
+            f"FROM {accepted} SEMI JOIN {repeated} USING ({key}) "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {', '.join(order)}) = 1)"
         )
 
     # -- merge -----------------------------------------------------------------------------
+
+    def _ensure_validated(self, source: Source) -> None:
+        """Judge the raw table now when it was loaded by a version that did not keep the outcome."""
+        name = self._validated_name(source)
+        exists = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [self.schema, name]
+        ).fetchone()[0]
+        if not exists:
+            self.con.execute(
+                f"CREATE TABLE {self._t(name)} AS {self._validated_rows_sql(source, self._t(source.raw))}"
+            )
 
     def merge(self, run: RunContext, source: Source) -> MergeCounts:
         target = source.target
@@ -305,19 +358,20 @@ class DuckDBEngine:
             # A dimension: the latest load wins; an identical copy elsewhere moves the lineage only.
             moved = "s.source_file IS DISTINCT FROM t.source_file OR s.source_row IS DISTINCT FROM t.source_row"
             wins = f"({changed} OR {moved})"
+        # The staged rows are computed twice (counts, then MERGE) rather than written to a
+        # temporary table: at 10M rows writing them costs more than the second dedup.
+        staged = f"({self._staged_sql(source)})"
         with self._transaction():
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _staged AS {self._staged_sql(source)}"
-            )
+            self._ensure_validated(source)
             accepted, distinct, inserted, updated = self.con.execute(
                 f"SELECT coalesce(sum(s._copies), 0), count(*), count(*) FILTER (WHERE t.{key} IS NULL), "
                 f"count(*) FILTER (WHERE t.{key} IS NOT NULL AND {wins} AND ({changed})) "
-                f"FROM _staged s LEFT JOIN {self._t(target)} t ON s.{key} = t.{key}"
+                f"FROM {staged} s LEFT JOIN {self._t(target)} t ON s.{key} = t.{key}"
             ).fetchone()
             all_cols = [quote(f.target) for f in source.fields] + ["source_file", "source_row"]
             sets = ", ".join(f"{c} = s.{c}" for c in all_cols if c != key)
             self.con.execute(
-                f"MERGE INTO {self._t(target)} AS t USING _staged AS s ON t.{key} = s.{key} "
+                f"MERGE INTO {self._t(target)} AS t USING {staged} AS s ON t.{key} = s.{key} "
                 f"WHEN MATCHED AND {wins} THEN UPDATE SET {sets}, "
                 f"updated_at = CASE WHEN {changed} THEN $now ELSE t.updated_at END, "
                 f"run_id = CASE WHEN {changed} THEN $run ELSE t.run_id END "
@@ -325,7 +379,6 @@ class DuckDBEngine:
                 f"VALUES ({', '.join('s.' + c for c in all_cols)}, $now, $now, $run)",
                 {"now": run.started_at, "run": run.run_id},
             )
-            self.con.execute("DROP TABLE _staged")
         return MergeCounts.from_totals(target.name, accepted=accepted, distinct=distinct,
                                        inserted=inserted, updated=updated)
 
