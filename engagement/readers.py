@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +24,8 @@ import pyarrow.compute as pc
 
 from engagement.model import CSV_HEADER
 
+T = TypeVar("T")
+R = TypeVar("R")
 BOM = "\ufeff"
 CSV_FIELDS = len(CSV_HEADER)
 CSV_SCHEMA = pa.schema(
@@ -198,3 +202,22 @@ def iter_batches(table: pa.Table, rows: int = 500_000) -> Iterator[pa.Table]:
     """Slices of a table, so very large files are inserted piecewise."""
     for offset in range(0, max(table.num_rows, 1), rows):
         yield table.slice(offset, rows)
+
+
+def read_ahead(items: Sequence[T], read: Callable[[T], R]) -> Iterator[tuple[T, R]]:
+    """``(item, read(item))`` in order, reading the next item in a thread while the caller works on this one.
+
+    Reading a file (gunzip, decode, split) runs mostly outside the GIL, as does loading it into
+    DuckDB, so the two overlap on a second core. Two results are held at once, three when the
+    caller keeps its result while asking for the next.
+    """
+    if not items:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(read, items[0])
+        for i, item in enumerate(items):
+            result = pending.result()
+            if i + 1 < len(items):
+                pending = pool.submit(read, items[i + 1])
+            yield item, result
+            del result

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from engagement.readers import read_csv_records, read_json_records
+from engagement.readers import read_ahead, read_csv_records, read_json_records
 
 HEADER = "customer_id,first_name,email,region,signup_date"
 
@@ -204,3 +204,28 @@ def test_json_invalid_utf8_line_is_flagged_and_the_others_kept():
     assert json.loads(recs[0]["payload"]) == {"event_id": "e1", "page_url": "/café"}
     assert recs[2]["payload"] == '{"event_id":"e3"}'
     assert recs[1]["payload"]  # kept (with replacement characters), never empty
+
+
+def test_read_ahead_keeps_the_order_and_reads_each_item_once() -> None:
+    calls: list[int] = []
+
+    def read(i: int) -> int:
+        calls.append(i)
+        return i * 10
+
+    assert list(read_ahead([3, 1, 2], read)) == [(3, 30), (1, 10), (2, 20)]
+    assert sorted(calls) == [1, 2, 3]
+    assert list(read_ahead([], read)) == []
+
+
+def test_read_ahead_raises_a_read_error_at_its_item() -> None:
+    def read(i: int) -> int:
+        if i == 2:
+            raise ValueError("bad file 2")
+        return i
+
+    seen = []
+    with pytest.raises(ValueError, match="bad file 2"):
+        for item, _ in read_ahead([1, 2, 3], read):
+            seen.append(item)
+    assert seen == [1]

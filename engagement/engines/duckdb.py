@@ -39,7 +39,7 @@ from engagement.model import (
     SourceFormat,
     Table,
 )
-from engagement.readers import iter_batches, read_csv_records, read_json_records
+from engagement.readers import iter_batches, read_ahead, read_csv_records, read_json_records
 from engagement.results import IngestCounts, MergeCounts, Metric
 from engagement.sources import SourceFile
 
@@ -159,8 +159,7 @@ class DuckDBEngine:
         loading, validated = f"_loading_{raw.name}", self._validated_name(source)
         loading_validated = f"_loading{validated}"
         self.con.execute(self._create_sql(raw, loading, "CREATE OR REPLACE TABLE"))
-        for file in files:
-            records = reader(file.read_bytes())
+        for file, records in read_ahead(files, lambda f: reader(f.read_bytes())):
             with self._transaction():
                 for batch in iter_batches(records):
                     self.con.register("_batch", batch)
@@ -172,6 +171,7 @@ class DuckDBEngine:
                     )
                     self.con.unregister("_batch")
             read += records.num_rows
+            del records  # before the next file is read ahead: two in memory, not three
             if on_file:
                 on_file(file, read)
         with self._transaction():
