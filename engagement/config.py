@@ -29,7 +29,9 @@ class Settings(BaseSettings):
         env_prefix="ENGAGEMENT_", env_file=".env", extra="ignore", populate_by_name=True
     )
 
-    source: str = Field("data/sample", description="Source root: a folder holding customers/ and clickstream/.")
+    source: str = Field(
+        "data/sample", description="Source root holding customers/ and clickstream/: a folder, or s3://bucket/prefix."
+    )
     warehouse: Path = Field(Path("warehouse/engagement.duckdb"), description="The embedded DuckDB warehouse file.")
     engine: EngineName = Field(
         "duckdb",
@@ -63,6 +65,10 @@ class Settings(BaseSettings):
     snowflake_load_size: str | None = Field(
         None, description="Resize the warehouse to this size for ingest and merge, back after (e.g. MEDIUM)."
     )
+    snowflake_external_stage: str | None = Field(
+        None, description="External stage (in the database and schema above) whose URL covers an s3:// --source: "
+        "Snowflake then lists and COPYs the files itself. Without it, this process reads them and PUTs them."
+    )
 
     # Alerts: one message per run whose worst status reaches alert_min_severity (see engagement.alerts)
     alert_min_severity: Literal["warn", "fail"] = Field(
@@ -79,7 +85,8 @@ class Settings(BaseSettings):
     smtp_to: str | None = Field(None, description="Recipients, comma-separated.")
     dashboard_url: str | None = Field(None, description="The dashboard's URL, linked from alerts.")
 
-    @field_validator("snowflake_database", "snowflake_schema", "snowflake_warehouse", "snowflake_role")
+    @field_validator("snowflake_database", "snowflake_schema", "snowflake_warehouse", "snowflake_role",
+                     "snowflake_external_stage")
     @classmethod
     def _snowflake_identifier(cls, value: str | None, info) -> str | None:
         return None if value is None else validate(value, f"ENGAGEMENT_{info.field_name.upper()}")

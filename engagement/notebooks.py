@@ -196,7 +196,8 @@ def validate(settings: Settings, output_dir: Path) -> Path:
     if settings.engine == "snowpark-local":
         raise ConfigError("--engine snowpark-local keeps its tables in the memory of one process, and each notebook "
                           "runs in a process of its own; use --engine duckdb or snowflake")
-    check_root(settings.source)
+    if not (settings.engine == "snowflake" and settings.snowflake_external_stage and settings.source.startswith("s3://")):
+        check_root(settings.source)  # through an external stage, the notebooks' engine checks it
     load_checks(settings.checks_file)
     if output_dir.exists() and not output_dir.is_dir():
         raise ConfigError(f"--output-dir {output_dir} is a file, not a folder")

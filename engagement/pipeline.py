@@ -163,13 +163,19 @@ def run_pipeline(
     (before anything is written) when ``source`` is no folder or the checks are
     invalid. Any later problem is recorded as an ERROR step and in the result.
     """
-    root = check_root(source)
+    root = open_root(engine, source)
     checks = load_checks() if checks is None else checks
     engine.setup()
     run = _Run(engine, str(source), run_id or new_run_id(), observer or Observer())
     run.start()
     ok = _ingest(run, root, full_refresh) and _transform(run) and run.checks(checks)
     return run.finish(ok)
+
+
+def open_root(engine: Engine, source: str | Path) -> Root:
+    """The root of ``source``: one the warehouse reads itself (Snowflake's external stage), else
+    one this process reads. Raises a one-line ConfigError when it cannot be used."""
+    return engine.source_root(str(source)) or check_root(source)
 
 
 def _ingest(run: _Run, root: Root, full_refresh: bool = False) -> bool:
@@ -253,7 +259,7 @@ def start_run(engine: Engine, source: str | Path, *, run_id: str | None = None) 
     runner opens the run before its first notebook does, and a phase may be retried).
     Raises ConfigError when ``source`` is no folder, or is not the source of that run.
     """
-    check_root(source)
+    open_root(engine, source)
     engine.setup()
     run_id = run_id or new_run_id()
     existing = engine.read_table(INGESTION_LOGS, where={"run_id": run_id, "step": "run"})
@@ -275,7 +281,7 @@ def ingest_phase(engine: Engine, run_id: str, *, notebook: str | None = None,
     not repeated, so a failed phase can be retried under the same run id.
     """
     run, _ = _resume(engine, run_id, notebook, observer)
-    return _phase_done(run, _ingest(run, check_root(run.ctx.source), full_refresh))
+    return _phase_done(run, _ingest(run, open_root(engine, run.ctx.source), full_refresh))
 
 
 def transform_phase(engine: Engine, run_id: str, *, notebook: str | None = None,

@@ -29,7 +29,11 @@ CREATE FILE FORMAT IF NOT EXISTS CLICKSTREAM_JSON
   STRIP_OUTER_ARRAY = TRUE
   COMPRESSION = AUTO;
 
--- Optional: the S3 landing zone as an external stage. Needs ACCOUNTADMIN (or the
+-- Optional: the S3 landing zone as an external stage. With
+--   ENGAGEMENT_SNOWFLAKE_EXTERNAL_STAGE=LANDING
+-- `engagement run --engine snowflake --source s3://<BUCKET>/<PREFIX>` has Snowflake LIST and
+-- COPY the files from it (no download through the machine running engagement; see the README
+-- for the few edge cases its file formats split differently). Needs ACCOUNTADMIN (or the
 -- CREATE INTEGRATION privilege) once, and an IAM role trusted by Snowflake:
 -- https://docs.snowflake.com/en/user-guide/data-load-s3-config-storage-integration
 -- USE ROLE ACCOUNTADMIN;

@@ -35,5 +35,6 @@ def create_engine(settings: Settings, *, read_only: bool = False) -> Engine:
             schema=settings.snowflake_schema,
             local=local,
             load_size=settings.snowflake_load_size,
+            external_stage=settings.snowflake_external_stage,
         )
     raise ConfigError(f"engine {settings.engine!r} is not available; use --engine duckdb, snowflake or snowpark-local")

@@ -18,7 +18,7 @@ from engagement.aggregate import Aggregate
 from engagement.checks import CheckContext
 from engagement.model import Check, Source, Table
 from engagement.results import IngestCounts, MergeCounts, Metric
-from engagement.sources import SourceFile
+from engagement.sources import Root, SourceFile
 
 # Called after each file is loaded (inside the step's transaction): file, records read so far.
 FileCallback = Callable[[SourceFile, int], None]
@@ -46,6 +46,10 @@ class Engine(Protocol):
 
     def setup(self) -> None:
         """Create the schema and every table of the model that is missing."""
+
+    def source_root(self, source: str) -> Root | None:
+        """A root the warehouse reads by itself (Snowflake: an external stage over an s3:// source),
+        or None when this process reads the files (:func:`engagement.sources.check_root`)."""
 
     def ingest(self, run: RunContext, source: Source, files: Sequence[SourceFile],
                on_file: FileCallback | None = None) -> IngestCounts:

@@ -120,6 +120,10 @@ class DuckDBEngine:
                 self.con.execute(self._create_sql(table, table.name, "CREATE TABLE IF NOT EXISTS"))
                 self._add_missing_columns(table)
 
+    def source_root(self, source: str) -> None:
+        """None: the embedded engine reads every source through this process."""
+        return None
+
     def _create_sql(self, table: Table, name: str, verb: str) -> str:
         """``verb`` (CREATE TABLE …) ``name`` with the columns, types and NOT NULLs of the model table."""
         cols = ", ".join(f"{quote(c.name)} {TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns)

@@ -53,6 +53,7 @@ from engagement.checks import (
 from engagement.engines import snowpark_local
 from engagement.engines.base import FileCallback, RunContext
 from engagement.engines.snowflake_ddl import add_column_sql, columns_query, create_table_sql, qualified
+from engagement.engines.snowflake_stage import ExternalStageRoot
 from engagement.exceptions import ConfigError, MissingTableError, WarehouseError
 from engagement.model import (
     DATE_PATTERN,
@@ -196,11 +197,12 @@ class SnowparkEngine:
     """Snowflake through Snowpark; with ``local=True``, Snowpark local testing (in memory)."""
 
     def __init__(self, session: Session, *, database: str, schema: str, local: bool = False,
-                 load_size: str | None = None) -> None:
+                 load_size: str | None = None, external_stage: str | None = None) -> None:
         self.session = session
         self.database, self.schema = database, schema
         self.local = local
         self.load_size = load_size
+        self.external_stage = external_stage
         self.name = "snowpark-local" if local else "snowflake"
         if local:
             snowpark_local.install_patches()
@@ -307,6 +309,31 @@ class SnowparkEngine:
 
     # -- ingest ----------------------------------------------------------------------------
 
+    def source_root(self, source: str) -> ExternalStageRoot | None:
+        """An s3:// source read by Snowflake through ``external_stage`` when one is configured."""
+        if not (self.external_stage and source.startswith("s3://")):
+            return None
+        if self.local:
+            raise ConfigError("snowpark-local has no stages; unset ENGAGEMENT_SNOWFLAKE_EXTERNAL_STAGE "
+                              "to read the s3:// source through this process")
+        stage = "@" + self._name(self.external_stage)
+        return ExternalStageRoot.open(stage, source, lambda sql: self.session.sql(sql).collect())
+
+    def _copy_from_stage(self, run: RunContext, source: Source, root: ExternalStageRoot,
+                         files: Sequence[SourceFile], on_file: FileCallback | None) -> int:
+        """COPY ``files`` into the raw table straight from the external stage; the records loaded."""
+        loaded = 0
+        statements = root.copy_statements(source, self._name(source.raw), files, run.run_id,
+                                          run.started_at.isoformat(sep=" "))
+        by_relpath = {f.relpath: f for f in files}
+        for statement in statements:
+            for row in self.session.sql(statement).collect():  # one row per file: its name and rows_loaded
+                loaded += int(_row_value(row, "rows_loaded") or 0)
+                file = by_relpath.get(str(_row_value(row, "file") or "").removeprefix(root.url + "/"))
+                if on_file and file is not None:
+                    on_file(file, loaded)
+        return loaded
+
     def _loader(self, run: RunContext, raw: Table) -> _RawLoader:
         if self.local:
             return snowpark_local.LocalRawLoader(self.session, self._name(raw), struct_type(raw))
@@ -330,14 +357,17 @@ class SnowparkEngine:
         read = 0
         with self._step(run.run_id, f"ingest:{raw.name}", [raw, REJECTED], resize=True):
             self._table(raw).delete()
-            loader = self._loader(run, raw)
-            for file in files:
-                records = self._with_lineage(reader(file.read_bytes()), file, run)
-                loader.add(records)
-                read += records.num_rows
-                if on_file:
-                    on_file(file, read)
-            loader.finish(read)
+            if files and isinstance(files[0].root, ExternalStageRoot):
+                read = self._copy_from_stage(run, source, files[0].root, files, on_file)
+            else:
+                loader = self._loader(run, raw)
+                for file in files:
+                    records = self._with_lineage(reader(file.read_bytes()), file, run)
+                    loader.add(records)
+                    read += records.num_rows
+                    if on_file:
+                        on_file(file, read)
+                loader.finish(read)
             self._append_rejects(run, source)
             rejected = self._rejected_counts(run, raw)
         return IngestCounts(raw.name, files=len(files), read=read, rejected=rejected)
