@@ -108,6 +108,10 @@ def test_unchanged_files_are_not_read_again_and_changed_ones_are(engine: Engine,
     assert sorted(read) == ["clickstream/d2.jsonl", "clickstream/d3.jsonl"]
     assert _ingest(second) == {"raw_customer_demographics": ("SKIPPED", 0, 1),
                                "raw_clickstream_events": ("SUCCEEDED", 2, 1)}
+    # the raw tables hold exactly what this run loaded: nothing of the skipped source
+    assert rows(engine, "raw_customer_demographics") == []
+    assert sorted((r["source_file"], r["run_id"]) for r in rows(engine, "raw_clickstream_events")) == [
+        ("clickstream/d2.jsonl", second.run_id), ("clickstream/d3.jsonl", second.run_id)]
     facts = {r["event_id"]: r for r in rows(engine, "fact_click_events")}
     assert str(facts["e1"]["event_timestamp"]).startswith("2026-01-01")
     assert facts["e2"]["event_type"] == "click" and "e3" in facts
