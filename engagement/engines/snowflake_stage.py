@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engagement.exceptions import ConfigError, SourceError
-from engagement.model import Source, SourceFormat
+from engagement.model import CSV_HEADER, Source, SourceFormat
 from engagement.sources import SourceFile, matches
 
 COPY_FILES_LIMIT = 1000  # Snowflake's maximum for FILES = (...)
@@ -127,18 +127,19 @@ class ExternalStageRoot:
             f"{sql_string(loaded_at)}::TIMESTAMP_NTZ AS loaded_at",
         ]
         if source.format is SourceFormat.CSV:
-            fields = [f"${i}" for i in range(1, 6)]
+            n = len(CSV_HEADER)
+            fields = [f"${i}" for i in range(1, n + 1)]
             groups = [(
                 CSV_FORMAT,
-                [f"{c} AS {n}" for c, n in zip(fields, ("customer_id", "first_name", "email", "region", "signup_date"))]
-                + ["CASE WHEN $5 IS NULL THEN 'fewer than 5 fields' WHEN $6 IS NOT NULL THEN 'more than 5 fields' "
-                   "END AS parse_error",
+                [f"{c} AS {name}" for c, name in zip(fields, CSV_HEADER)]
+                + [f"CASE WHEN ${n} IS NULL THEN 'fewer than {n} fields' WHEN ${n + 1} IS NOT NULL "
+                   f"THEN 'more than {n} fields' END AS parse_error",
                    "CONCAT_WS(',', " + ", ".join(f"COALESCE({c}, '')" for c in fields) + ") AS raw_text"],
                 list(files),
             )]
         else:
             arrays = [f for f in files if f.relpath.removesuffix(".gz").endswith(".json")]
-            lines = [f for f in files if f not in arrays]
+            lines = [f for f in files if not f.relpath.removesuffix(".gz").endswith(".json")]
             groups = [
                 (LINES_FORMAT, ["RTRIM($1, '\\r') AS payload", "NULL AS parse_error"], lines),
                 (ARRAY_FORMAT, ["TO_JSON($1) AS payload", "NULL AS parse_error"], arrays),
