@@ -66,7 +66,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 FullRefreshOpt = Annotated[bool, typer.Option(
     "--full-refresh",
     help="Reload every source file. By default a file merged before and unchanged since (same size and mtime, or "
-    "S3 ETag) is skipped, and a source with nothing new is SKIPPED (env ENGAGEMENT_FULL_REFRESH).")]
+    "S3 ETag) is skipped, and a source with nothing new keeps its previous load (env ENGAGEMENT_FULL_REFRESH).")]
 
 
 def _guard(work: Callable[[], T]) -> T:

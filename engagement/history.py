@@ -42,8 +42,7 @@ def recent_runs(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
 
 
 def latest_load(engine: Engine, raw_table: str) -> Load | None:
-    """The latest successful ingest of ``raw_table``: the load its raw table holds, or held until a
-    later run found nothing new (SKIPPED) and emptied it."""
+    """The latest successful ingest of ``raw_table`` (what the raw table holds now)."""
     rows = engine.read_table(INGESTION_LOGS, where={"step": "ingest", "table_name": raw_table, "status": "SUCCEEDED"},
                              order_by=["started_at desc"], limit=1)
     if rows.empty:

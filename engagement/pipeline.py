@@ -157,7 +157,7 @@ def run_pipeline(
     """Ingest every source under ``source``, MERGE the targets, run ``checks``; return what happened.
 
     Files merged before and unchanged since (same size and version) are skipped; a source
-    with nothing new is SKIPPED (its raw table emptied). ``full_refresh`` reloads every file.
+    with nothing new keeps its previous load. ``full_refresh`` reloads every file.
 
     ``checks`` default to the package's ``checks.yml``. Raises ConfigError
     (before anything is written) when ``source`` is no folder or the checks are
@@ -204,9 +204,7 @@ def _ingest(run: _Run, root: Root, full_refresh: bool = False) -> bool:
         def ingest(step: StepResult, s=s) -> None:
             step.files_skipped = skipped[s.name]
             if skipped[s.name] and not files[s.name]:
-                # Nothing new: the raw table is emptied (it holds what this run loaded), and the
-                # previous load, merged already, is not merged again.
-                run.engine.ingest(run.ctx, s, [])
+                # nothing new: the raw table keeps its previous load, already merged
                 step.status, step.files = StepStatus.SKIPPED, 0
                 run.skipped.add(s.raw.name)
                 return

@@ -90,7 +90,8 @@ def test_unchanged_files_are_not_read_again_and_changed_ones_are(engine: Engine,
     from engagement.pipeline import Observer
 
     observer = Observer(file_loaded=lambda file, n: read.append(file.relpath))
-    assert run_pipeline(engine, root, observer=observer).status.value == "SUCCEEDED"
+    first = run_pipeline(engine, root, observer=observer)
+    assert first.status.value == "SUCCEEDED"
     assert sorted(read) == ["clickstream/d1.jsonl", "clickstream/d2.jsonl", "customers/a.csv"]
 
     # d1 rewritten with the same size and mtime: by its load metadata it is unchanged, so it is
@@ -108,10 +109,12 @@ def test_unchanged_files_are_not_read_again_and_changed_ones_are(engine: Engine,
     assert sorted(read) == ["clickstream/d2.jsonl", "clickstream/d3.jsonl"]
     assert _ingest(second) == {"raw_customer_demographics": ("SKIPPED", 0, 1),
                                "raw_clickstream_events": ("SUCCEEDED", 2, 1)}
-    # the raw tables hold exactly what this run loaded: nothing of the skipped source
-    assert rows(engine, "raw_customer_demographics") == []
+    # the raw table of a loaded source holds exactly what this run loaded; a SKIPPED source's
+    # keeps its latest load, which its run_id names
     assert sorted((r["source_file"], r["run_id"]) for r in rows(engine, "raw_clickstream_events")) == [
         ("clickstream/d2.jsonl", second.run_id), ("clickstream/d3.jsonl", second.run_id)]
+    assert {(r["source_file"], r["run_id"]) for r in rows(engine, "raw_customer_demographics")} == {
+        ("customers/a.csv", first.run_id)}
     facts = {r["event_id"]: r for r in rows(engine, "fact_click_events")}
     assert str(facts["e1"]["event_timestamp"]).startswith("2026-01-01")
     assert facts["e2"]["event_type"] == "click" and "e3" in facts
