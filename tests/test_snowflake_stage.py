@@ -137,3 +137,10 @@ def test_snowpark_local_refuses_an_external_stage(tmp_path: Path) -> None:
 def test_the_external_stage_setting_is_an_identifier() -> None:
     with pytest.raises(ConfigError, match="ENGAGEMENT_SNOWFLAKE_EXTERNAL_STAGE"):
         Settings(snowflake_external_stage="LANDING; DROP TABLE x")
+
+
+def test_a_copy_result_names_its_file_by_url_or_by_path_in_the_stage() -> None:
+    root = ExternalStageRoot.open(STAGE, "s3://acme-landing/marketing/engagement", Statements())
+    rel = "clickstream/dt=2026-01-01/part-0000.jsonl.gz"
+    assert root.relpath_of(f"s3://acme-landing/marketing/engagement/{rel}") == rel
+    assert root.relpath_of(f"engagement/{rel}") == rel

@@ -100,6 +100,14 @@ class ExternalStageRoot:
         """The path of ``relpath`` inside the stage, as COPY's FILES names it."""
         return f"{self.path}/{relpath}" if self.path else relpath
 
+    def relpath_of(self, name: str) -> str:
+        """The path under the source root of a file as Snowflake names it: by its URL (LIST, and the
+        COPY result on an external stage) or by its path in the stage (METADATA$FILENAME)."""
+        for prefix in (self.url + "/", self.path + "/" if self.path else ""):
+            if prefix and name.startswith(prefix):
+                return name[len(prefix):]
+        return name
+
     def files(self, patterns: tuple[str, ...]) -> list[SourceFile]:
         """One LIST; each file with its size and MD5 (S3's ETag for a single-part upload)."""
         where = f"{self.stage}/{self.path}/" if self.path else f"{self.stage}/"
@@ -108,7 +116,7 @@ class ExternalStageRoot:
             name = str(row["name"])
             if not name.startswith(self.url + "/"):
                 continue
-            rel = name[len(self.url) + 1:]
+            rel = self.relpath_of(name)
             if rel and matches(rel, patterns):
                 found.append(SourceFile(self, rel, int(row["size"]), str(row["md5"] or "")))
         return sorted(found, key=lambda f: f.relpath)

@@ -329,7 +329,7 @@ class SnowparkEngine:
         for statement in statements:
             for row in self.session.sql(statement).collect():  # one row per file: its name and rows_loaded
                 loaded += int(_row_value(row, "rows_loaded") or 0)
-                file = by_relpath.get(str(_row_value(row, "file") or "").removeprefix(root.url + "/"))
+                file = by_relpath.get(root.relpath_of(str(_row_value(row, "file") or "")))
                 if on_file and file is not None:
                     on_file(file, loaded)
         return loaded
