@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         "1GB", description="Memory DuckDB may use before it spills to disk (e.g. 1GB, 4GB); empty: DuckDB's default "
         "(80% of RAM). 1GB keeps a 10M-event run under 2 GB."
     )
+    duckdb_lock_wait: float = Field(
+        10.0, ge=0, le=3600, description="Seconds a run waits for the DuckDB file while another process holds it "
+        "(the dashboard reads it for about a second at a time), before it gives up with exit code 3."
+    )
     dashboard_ttl: float = Field(
         30.0, ge=0, description="Seconds the dashboard reuses an answer before asking the warehouse again."
     )

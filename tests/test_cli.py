@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -146,12 +147,36 @@ def test_locked_warehouse_is_a_one_line_error_exit_3(tmp_path: Path) -> None:
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb")
+        proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb",
+                   env={"ENGAGEMENT_DUCKDB_LOCK_WAIT": "1"})
     finally:
         holder.kill()
         holder.wait()
     assert proc.returncode == 3
-    assert_one_line_error(proc, "in use by process", "--warehouse")
+    assert_one_line_error(proc, "in use by process", "(waited 1 s)", "--warehouse")
+
+
+def test_a_run_waits_for_a_brief_reader_such_as_the_dashboard(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", GOOD)
+    assert cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb").returncode == 0
+    # the dashboard opens the file read-only for about a second per page, which locks out writers
+    reader = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); print('reading', flush=True); "
+         "time.sleep(4); c.close()",
+         str(tmp_path / "w.duckdb")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "reading"
+        started = time.monotonic()
+        proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb", "--full-refresh")
+        waited = time.monotonic() - started
+    finally:
+        reader.kill()
+        reader.wait()
+    assert proc.returncode == 0, proc.stderr
+    assert waited > 1  # it did meet the lock, and waited it out
 
 
 def test_status_lists_runs_newest_first(tmp_path: Path) -> None:

@@ -20,8 +20,10 @@ def create_engine(settings: Settings, *, read_only: bool = False) -> Engine:
     if settings.engine == "duckdb":
         from engagement.engines.duckdb import DuckDBEngine
 
+        # A reader (the dashboard) does not wait: it shows its last answer while a run writes.
         return DuckDBEngine(settings.warehouse, schema=settings.schema_name, read_only=read_only,
-                            memory_limit=settings.duckdb_memory_limit)
+                            memory_limit=settings.duckdb_memory_limit,
+                            lock_wait=0.0 if read_only else settings.duckdb_lock_wait)
     if settings.engine in ("snowflake", "snowpark-local"):
         from engagement.engines.snowflake_session import create_session
 

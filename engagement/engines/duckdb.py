@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,7 +65,7 @@ class DuckDBEngine:
     name = "duckdb"
 
     def __init__(self, path: str | Path, *, schema: str = "main", read_only: bool = False,
-                 memory_limit: str | None = None) -> None:
+                 memory_limit: str | None = None, lock_wait: float = 0.0) -> None:
         self.path = Path(path)
         self.schema = schema
         self.read_only = read_only
@@ -72,21 +73,31 @@ class DuckDBEngine:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
             raise ConfigError(f"warehouse {self.path} does not exist yet; check --warehouse, or run `engagement run` first")
-        try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                pid = LOCK_PID.search(str(exc))
-                who = f"process {pid.group(1)}" if pid else "another process"
-                raise WarehouseLockedError(
-                    f"warehouse {self.path} is in use by {who}; wait for it to finish, "
-                    "or pass another --warehouse"
-                ) from None
-            raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
+        self.con = self._connect(lock_wait)
         self.con.execute("SET TimeZone = 'UTC'")
         if memory_limit:
             # DuckDB spills what passes the limit to <warehouse>.tmp/ (sorts, joins, the MERGE)
             self.con.execute(f"SET memory_limit = {lit(memory_limit)}")
+
+    def _connect(self, lock_wait: float) -> duckdb.DuckDBPyConnection:
+        """Open the file; while another process holds it, retry for up to ``lock_wait`` seconds."""
+        deadline, pause = time.monotonic() + lock_wait, 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
+                if time.monotonic() + pause > deadline:
+                    pid = LOCK_PID.search(str(exc))
+                    who = f"process {pid.group(1)}" if pid else "another process"
+                    waited = f" (waited {lock_wait:g} s)" if lock_wait else ""
+                    raise WarehouseLockedError(
+                        f"warehouse {self.path} is in use by {who}{waited}; wait for it to finish, "
+                        "or pass another --warehouse"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
 
     # -- helpers ---------------------------------------------------------------------------
 
