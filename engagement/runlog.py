@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from engagement.aggregate import Aggregate, Condition, Fn, Measure, Op
 from engagement.engines.base import Engine
 from engagement.model import DQ_CHECK_LOGS, INGESTION_LOGS, REJECTED, SOURCES, SOURCES_BY_RAW, Reason
 from engagement.results import (
@@ -78,8 +79,7 @@ def load_run(engine: Engine, run_id: str) -> RunResult:
         if step.status is not StepStatus.SUCCEEDED:
             continue
         if step.step == "ingest":
-            rejected = engine.read_table(REJECTED, where={"run_id": run_id, "source_table": step.table_name})
-            by_reason = {str(k): int(v) for k, v in rejected.reason.value_counts().items()}
+            by_reason = rejected_by_reason(engine, run_id, step.table_name)
             result.ingest.append(IngestCounts(step.table_name, files=step.files or 0, read=step.rows_read or 0,
                                               rejected=by_reason))
             if not step.files:
@@ -91,6 +91,15 @@ def load_run(engine: Engine, run_id: str) -> RunResult:
     result.checks = _checks(engine, run_id)
     result.tables = engine.table_counts()
     return result
+
+
+def rejected_by_reason(engine: Engine, run_id: str, raw_table: str) -> dict[str, int]:
+    """The run's rejected records of ``raw_table``, counted per reason inside the warehouse."""
+    frame = engine.aggregate(Aggregate(
+        REJECTED.name, by=("reason",), measures=(Measure("n", Fn.COUNT),),
+        where=(Condition("run_id", Op.EQ, run_id), Condition("source_table", Op.EQ, raw_table)),
+    ))
+    return {str(r): int(n) for r, n in zip(frame.reason, frame.n)}
 
 
 def _where(source: str) -> str:
