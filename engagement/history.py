@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
+
+from engagement.aggregate import Aggregate, Condition, Fn, Measure, Op
 from engagement.checks import CheckContext, Load
 from engagement.engines.base import Engine
 from engagement.model import DQ_CHECK_LOGS, INGESTION_LOGS, Check, CheckType
@@ -17,13 +20,19 @@ def recent_runs(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
     runs = engine.read_table(INGESTION_LOGS, where={"step": "run"}, order_by=["started_at desc"], limit=limit)
     if runs.empty:
         return []
-    ingest = engine.read_table(INGESTION_LOGS, where={"step": "ingest"})
-    checks = engine.read_table(DQ_CHECK_LOGS)
+    # Only these runs' rows, summed and grouped inside the warehouse: the log tables grow with every run.
+    listed = Condition("run_id", Op.IN, tuple(runs.run_id))
+    ingest = engine.aggregate(Aggregate(
+        INGESTION_LOGS.name, by=("run_id",), where=(listed, Condition("step", Op.EQ, "ingest")),
+        measures=(Measure("rows_read", Fn.SUM, "rows_read"), Measure("rows_rejected", Fn.SUM, "rows_rejected")),
+    )).set_index("run_id")
+    checks = engine.aggregate(Aggregate(DQ_CHECK_LOGS.name, by=("run_id", "status"), where=(listed,)))
     out = []
     for r in runs.itertuples():
-        steps = ingest[ingest.run_id == r.run_id]
         statuses = set(checks.loc[checks.run_id == r.run_id, "status"])
         worst = max((CheckStatus(s) for s in statuses), key=lambda s: s.rank, default=None)
+        read, rejected = (ingest.loc[r.run_id, ["rows_read", "rows_rejected"]] if r.run_id in ingest.index
+                          else (None, None))
         finished = r.finished_at if r.finished_at == r.finished_at else None  # NaT -> None
         out.append({
             "run_id": r.run_id,
@@ -32,13 +41,18 @@ def recent_runs(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
             "started_at": r.started_at.to_pydatetime(),
             "finished_at": finished.to_pydatetime() if finished is not None else None,
             "seconds": (finished - r.started_at).total_seconds() if finished is not None else None,
-            "rows_read": int(steps.rows_read.fillna(0).sum()),
-            "rows_rejected": int(steps.rows_rejected.fillna(0).sum()),
+            "rows_read": _int(read),
+            "rows_rejected": _int(rejected),
             "error_message": r.error_message if isinstance(r.error_message, str) else None,
             "engine": r.engine,
             "source": r.source,
         })
     return out
+
+
+def _int(value: Any) -> int:
+    """A sum from the warehouse as an int: 0 for NULL (no rows, or none with a value)."""
+    return 0 if value is None or pd.isna(value) else int(value)
 
 
 def latest_load(engine: Engine, raw_table: str) -> Load | None:
