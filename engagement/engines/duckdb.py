@@ -258,7 +258,7 @@ class DuckDBEngine:
         """Every row of the relation ``raw`` (shaped like ``source.raw``) with its typed fields
         and, when rejected, its reason and detail.
 
-        Each field is extracted once (one JSON parse per row); every rule then reads
+        Each field is extracted once (json_valid, then one json_transform per row); every rule reads
         the extracted columns.
         """
         extract = []
