@@ -1,0 +1,406 @@
+"""An offline Snowflake for the real Snowpark client: it records every statement and answers
+from a catalog built from the data model.
+
+Snowpark compiles DataFrames to SQL only on a non-local session, and a non-local session
+needs a connection. :class:`RecordingConnection` stands in for the connector's
+``SnowflakeConnection``: the real Snowpark client (``ServerConnection``, the analyzer, the
+plan compiler) runs unchanged above it, so the statements it records are the statements a
+run issues on an account. Nothing leaves the process.
+
+What it answers, and how:
+
+* *describe* (Snowpark asks for a query's columns before it builds on it): the output
+  columns of the query, resolved by sqlglot's Snowflake dialect against the model's tables.
+* metadata a run or ``engagement doctor`` reads (``CURRENT_ROLE()`` and friends,
+  ``INFORMATION_SCHEMA.COLUMNS``, ``SHOW GRANTS``, ``SHOW WAREHOUSES``, ``DESC STAGE``,
+  ``LIST``): from :class:`Catalog`, which tests change to play a missing object, a missing
+  privilege or a wrong role.
+* ``COPY INTO`` from the internal stage: one row per Parquet file the run PUT, with its
+  row count (every staged row loads); ``DELETE`` / ``UPDATE`` / ``MERGE``: zero rows changed;
+  an aggregate without ``GROUP BY``: one row of zeros; any other query: no rows.
+
+What it cannot prove: that Snowflake accepts a statement, or what it computes. Row counts in
+a plan are therefore unknown; the statements themselves are exact.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import itertools
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+from snowflake.connector.cursor import ResultMetadata
+
+from engagement.model import TABLES, ColumnType
+
+# The connector's type codes (snowflake.connector.constants.FIELD_TYPES).
+FIXED, REAL, TEXT, DATE, TIMESTAMP_LTZ, TIMESTAMP_NTZ, BOOLEAN, VARIANT = 0, 1, 2, 3, 6, 8, 13, 5
+MODEL_TYPES = {
+    ColumnType.VARCHAR: ("VARCHAR", TEXT),
+    ColumnType.BIGINT: ("NUMBER(38,0)", FIXED),
+    ColumnType.DOUBLE: ("FLOAT", REAL),
+    ColumnType.DATE: ("DATE", DATE),
+    ColumnType.TIMESTAMP: ("TIMESTAMP_NTZ", TIMESTAMP_NTZ),
+}
+SQLGLOT_TYPES = {
+    exp.DataType.Type.BIGINT: FIXED, exp.DataType.Type.INT: FIXED, exp.DataType.Type.DECIMAL: FIXED,
+    exp.DataType.Type.DOUBLE: REAL, exp.DataType.Type.FLOAT: REAL, exp.DataType.Type.DATE: DATE,
+    exp.DataType.Type.TIMESTAMP: TIMESTAMP_NTZ, exp.DataType.Type.TIMESTAMPNTZ: TIMESTAMP_NTZ,
+    exp.DataType.Type.TIMESTAMPTZ: 7, exp.DataType.Type.TIMESTAMPLTZ: TIMESTAMP_LTZ,
+    exp.DataType.Type.BOOLEAN: BOOLEAN, exp.DataType.Type.VARIANT: VARIANT,
+}
+
+
+@dataclass
+class Catalog:
+    """What the offline account holds: the session's context, objects and grants.
+
+    ``tables`` maps ``DB.SCHEMA.TABLE`` (upper case) to its columns as ``(NAME, SQL type)``.
+    ``grants`` are ``(privilege, object type, object name)`` held by ``role``.
+    """
+
+    account: str = "OFFLINE"
+    user: str = "ENGAGEMENT_SVC"
+    role: str = "ENGAGEMENT_ROLE"
+    warehouse: str = "ENGAGEMENT_WH"
+    warehouse_size: str = "X-Small"
+    database: str = "ENGAGEMENT"
+    schema: str = "MARKETING"
+    tables: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    stages: dict[str, str] = field(default_factory=dict)  # DB.SCHEMA.STAGE -> URL ('' internal)
+    stage_files: dict[str, list[tuple[str, int, str]]] = field(default_factory=dict)  # stage -> (url, size, md5)
+    grants: set[tuple[str, str, str]] = field(default_factory=set)
+
+    @classmethod
+    def from_model(cls, database: str = "ENGAGEMENT", schema: str = "MARKETING", **kwargs: Any) -> Catalog:
+        """An account set up as ``sql/01``–``03`` do: every model table, the internal stage, the grants."""
+        db, sch = database.upper(), schema.upper()
+        catalog = cls(database=db, schema=sch, **kwargs)
+        for table in TABLES:
+            catalog.tables[f"{db}.{sch}.{table.name.upper()}"] = [
+                (c.name.upper(), MODEL_TYPES[c.type][0]) for c in table.columns]
+        catalog.stages[f"{db}.{sch}.ENGAGEMENT_STAGE"] = ""
+        catalog.grants |= {
+            ("USAGE", "WAREHOUSE", catalog.warehouse), ("OPERATE", "WAREHOUSE", catalog.warehouse),
+            ("USAGE", "DATABASE", db), ("USAGE", "SCHEMA", f"{db}.{sch}"),
+            ("CREATE TABLE", "SCHEMA", f"{db}.{sch}"), ("CREATE STAGE", "SCHEMA", f"{db}.{sch}"),
+            ("CREATE FILE FORMAT", "SCHEMA", f"{db}.{sch}"),
+            ("READ", "STAGE", f"{db}.{sch}.ENGAGEMENT_STAGE"), ("WRITE", "STAGE", f"{db}.{sch}.ENGAGEMENT_STAGE"),
+        }
+        return catalog
+
+    def schema_for_sqlglot(self) -> dict[str, Any]:
+        nested: dict[str, Any] = {}
+        for name, columns in self.tables.items():
+            db, sch, table = name.split(".")
+            nested.setdefault(db, {}).setdefault(sch, {})[table] = dict(columns)
+        return nested
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement the client sent: its text, the query tag in force, and whether it was a describe."""
+
+    sql: str
+    query_tag: str | None
+    describe: bool = False
+
+
+Answer = tuple[list[ResultMetadata], list[tuple[Any, ...]]]
+
+
+def _meta(name: str, type_code: int = TEXT, nullable: bool = True) -> ResultMetadata:
+    precision, scale = (38, 0) if type_code == FIXED else (None, None)
+    return ResultMetadata(name, type_code, None, 16777216 if type_code == TEXT else None, precision, scale, nullable)
+
+
+def _text_answer(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> Answer:
+    return [_meta(n) for n in names], [tuple(r) for r in rows]
+
+
+def _name(text: str) -> str:
+    """A (possibly quoted, possibly qualified) identifier as Snowflake resolves it."""
+    parts = []
+    for part in re.findall(r'"(?:[^"]|"")*"|[^.]+', text.strip().lstrip("@")):
+        parts.append(part[1:-1].replace('""', '"') if part.startswith('"') else part.upper())
+    return ".".join(parts)
+
+
+STRING = r"'((?:[^'\\]|\\.|'')*)'"
+
+
+class Answers:
+    """How the offline account answers one statement (see the module docstring)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.put_files: dict[str, list[str]] = {}  # stage prefix -> local Parquet files PUT there
+        self.handlers: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Answer]]] = [
+            (re.compile(r"\s*SELECT\s+CURRENT_(\w+)\(\)\s*$", re.I), self._current),
+            (re.compile(r"\s*SHOW\s+WAREHOUSES\s+LIKE\s+" + STRING, re.I), self._show_warehouses),
+            (re.compile(r"\s*SHOW\s+GRANTS\s+TO\s+ROLE\s+(\S+)", re.I), self._show_grants),
+            (re.compile(r"\s*DESC(?:RIBE)?\s+STAGE\s+(\S+)", re.I), self._desc_stage),
+            (re.compile(r"\s*LIST\s+(@\S+)", re.I), self._list),
+            (re.compile(r"\s*PUT\s+'file://([^']+)'\s+'?(@[^'\s]+)", re.I), self._put),
+            (re.compile(r"\s*COPY\s+INTO\s+(\S+).*?\bFROM\s+\(?\s*(?:SELECT\b.*?\bFROM\s+)?'?(@[^'\s)]+)", re.I | re.S),
+             self._copy),
+            (re.compile(r".*\bINFORMATION_SCHEMA\.COLUMNS\b", re.I | re.S), self._columns),
+            (re.compile(r"\s*DELETE\s", re.I), lambda m: ([_meta("number of rows deleted", FIXED)], [(0,)])),
+            (re.compile(r"\s*UPDATE\s", re.I),
+             lambda m: ([_meta("number of rows updated", FIXED), _meta("number of multi-joined rows updated", FIXED)],
+                        [(0, 0)])),
+            (re.compile(r"\s*MERGE\s", re.I | re.S), self._merge),
+            (re.compile(r"\s*INSERT\s", re.I), lambda m: ([_meta("number of rows inserted", FIXED)], [(0,)])),
+        ]
+
+    def answer(self, sql: str) -> Answer:
+        for pattern, handler in self.handlers:
+            match = pattern.match(sql)
+            if match:
+                return handler(match)
+        if re.match(r"\s*(\(|SELECT|WITH)\b", sql, re.I):
+            return self._query(sql)
+        return _text_answer(["status"], [("Statement executed successfully.",)])
+
+    # -- metadata -----------------------------------------------------------------------------
+
+    def _current(self, m: re.Match[str]) -> Answer:
+        value = {"ROLE": self.catalog.role, "WAREHOUSE": self.catalog.warehouse, "DATABASE": self.catalog.database,
+                 "SCHEMA": self.catalog.schema, "ACCOUNT": self.catalog.account, "USER": self.catalog.user,
+                 "REGION": "OFFLINE", "VERSION": "9.0.0"}.get(m.group(1).upper())
+        return _text_answer([f"CURRENT_{m.group(1).upper()}()"], [(value,)])
+
+    def _show_warehouses(self, m: re.Match[str]) -> Answer:
+        pattern = m.group(1).replace("\\_", "\x00").replace("_", "?").replace("%", "*").replace("\x00", "_")
+        rows = [(self.catalog.warehouse, "STARTED", "STANDARD", self.catalog.warehouse_size)] \
+            if fnmatch.fnmatchcase(self.catalog.warehouse.upper(), pattern.upper()) else []
+        return _text_answer(["name", "state", "type", "size"], rows)
+
+    def _show_grants(self, m: re.Match[str]) -> Answer:
+        role = _name(m.group(1))
+        rows = [("", privilege, kind, name, "ROLE", role, "false", "SYSADMIN")
+                for privilege, kind, name in sorted(self.catalog.grants)] if role == self.catalog.role else []
+        return _text_answer(["created_on", "privilege", "granted_on", "name", "granted_to", "grantee_name",
+                             "grant_option", "granted_by"], rows)
+
+    def _desc_stage(self, m: re.Match[str]) -> Answer:
+        name = _name(m.group(1))
+        if name.startswith("@") or m.group(1).startswith("@"):
+            raise ProgrammingError(f"SQL compilation error: syntax error line 1 unexpected '@' in DESC STAGE {m.group(1)}")
+        if name not in self.catalog.stages:
+            raise ProgrammingError(f"SQL compilation error: Stage '{name}' does not exist or not authorized.")
+        url = self.catalog.stages[name]
+        return _text_answer(["parent_property", "property", "property_type", "property_value", "property_default"],
+                            [("STAGE_LOCATION", "URL", "String", f'["{url}"]' if url else "", "")])
+
+    def _list(self, m: re.Match[str]) -> Answer:
+        where = _name(m.group(1).split("/")[0])
+        rows = [(url, size, md5, "Mon, 30 Nov 2026 00:00:00 GMT")
+                for url, size, md5 in self.catalog.stage_files.get(where, [])]
+        return _text_answer(["name", "size", "md5", "last_modified"], rows)
+
+    def _columns(self, m: re.Match[str]) -> Answer:
+        rows = [(name.split(".")[2], column) for name, columns in self.catalog.tables.items() for column, _ in columns]
+        return _text_answer(["TABLE_NAME", "COLUMN_NAME"], rows)
+
+    # -- loads ----------------------------------------------------------------------------------
+
+    def _put(self, m: re.Match[str]) -> Answer:
+        files = sorted(glob.glob(m.group(1)))
+        self.put_files[_stage_prefix(m.group(2))] = files
+        rows = [(Path(f).name, Path(f).name, Path(f).stat().st_size, Path(f).stat().st_size, "NONE", "NONE",
+                 "UPLOADED", "") for f in files]
+        return _text_answer(["source", "target", "source_size", "target_size", "source_compression",
+                             "target_compression", "status", "message"], rows)
+
+    def _copy(self, m: re.Match[str]) -> Answer:
+        import pyarrow.parquet as pq
+
+        prefix = _stage_prefix(m.group(2))
+        rows = []
+        for staged, files in self.put_files.items():
+            if staged.startswith(prefix):
+                for f in files:
+                    n = pq.read_metadata(f).num_rows
+                    rows.append((f"{staged}{Path(f).name}", "LOADED", n, n, 1, 0, None, None, None, None))
+        names = ["file", "status", "rows_parsed", "rows_loaded", "error_limit", "errors_seen", "first_error",
+                 "first_error_line", "first_error_character", "first_error_column_name"]
+        return [_meta(n, FIXED if n.startswith(("rows", "error")) else TEXT) for n in names], rows
+
+    def _merge(self, m: re.Match[str]) -> Answer:
+        names = [label for clause, label in (("INSERT", "number of rows inserted"), ("UPDATE", "number of rows updated"),
+                                             ("DELETE", "number of rows deleted"))
+                 if re.search(rf"\bTHEN\s+{clause}\b", m.string, re.I)]
+        return [_meta(n, FIXED) for n in names], [tuple(0 for _ in names)]
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def columns(self, sql: str) -> list[ResultMetadata]:
+        """The output columns of a query, resolved against the catalog's tables."""
+        for pattern, handler in self.handlers:
+            if pattern.match(sql):
+                return handler(pattern.match(sql))[0]  # type: ignore[arg-type]
+        try:
+            tree = sqlglot.parse_one(sql, read="snowflake")
+            tree = qualify(tree, schema=self.catalog.schema_for_sqlglot(), dialect="snowflake",
+                           validate_qualify_columns=False, identify=False)
+            tree = annotate_types(tree, schema=self.catalog.schema_for_sqlglot(), dialect="snowflake")
+        except SqlglotError as exc:
+            raise ProgrammingError(f"the offline account cannot resolve the columns of: {sql[:200]} ({exc})") from exc
+        if not isinstance(tree, exp.Query):
+            return _text_answer(["status"], [])[0]
+        metas = []
+        for select in tree.selects:
+            type_code = SQLGLOT_TYPES.get(select.type.this if select.type else None, TEXT)  # type: ignore[arg-type]
+            metas.append(_meta(select.alias_or_name, type_code))
+        return metas
+
+    def _query(self, sql: str) -> Answer:
+        metas = self.columns(sql)
+        tree = sqlglot.parse_one(sql, read="snowflake")
+        if isinstance(tree, exp.Select) and not tree.args.get("group") and tree.selects and all(
+                s.find(exp.AggFunc) is not None for s in tree.selects):
+            return metas, [tuple(0 if m.type_code in (FIXED, REAL) else None for m in metas)]
+        return metas, []
+
+
+def _stage_prefix(location: str) -> str:
+    stage, _, path = location.partition("/")
+    return f"@{_name(stage)}/{path}"
+
+
+class ProgrammingError(Exception):
+    """An error the offline account raises (replaced by the connector's type in :class:`RecordingCursor`)."""
+
+
+class RecordingCursor:
+    """The part of ``snowflake.connector.cursor.SnowflakeCursor`` Snowpark uses."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, connection: RecordingConnection) -> None:
+        self.connection = self._connection = connection
+        self._description: list[ResultMetadata] = []
+        self._rows: list[tuple[Any, ...]] = []
+        self.sfqid: str | None = None
+        self.query: str | None = None
+        self.request_id = self._request_id = "offline"
+        self._query_result_format = "json"
+        self.rowcount: int | None = None
+
+    def _error(self, exc: Exception, sql: str) -> Exception:
+        from snowflake.connector.errors import ProgrammingError as ConnectorProgrammingError
+
+        return ConnectorProgrammingError(msg=str(exc), errno=2003, sqlstate="02000", sfqid=self.sfqid, query=sql)
+
+    def execute(self, command: str, params: Any = None, **kwargs: Any) -> RecordingCursor:
+        self.sfqid, self.query = f"offline-{next(self._ids)}", command
+        try:
+            self._description, rows = self.connection.run(command)
+        except ProgrammingError as exc:
+            raise self._error(exc, command) from None
+        self._rows = list(rows)
+        self.rowcount = len(self._rows)
+        return self
+
+    def execute_async(self, command: str, **kwargs: Any) -> dict[str, Any]:
+        self.execute(command)
+        return {"queryId": self.sfqid}
+
+    def executemany(self, command: str, seqparams: Sequence[Any], **kwargs: Any) -> RecordingCursor:
+        return self.execute(command)
+
+    def _describe_internal(self, command: str, *args: Any, **kwargs: Any) -> list[ResultMetadata]:
+        try:
+            return self.connection.describe(command)
+        except ProgrammingError as exc:
+            raise self._error(exc, command) from None
+
+    describe = _describe_internal
+
+    @property
+    def description(self) -> list[ResultMetadata]:
+        return self._description
+
+    _description_internal = description
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows.pop(0) if self._rows else None
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.fetchall())
+
+    def get_results_from_sfqid(self, sfqid: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RecordingConnection:
+    """A stand-in for ``SnowflakeConnection`` that records every statement (see the module docstring)."""
+
+    def __init__(self, catalog: Catalog | None = None, answers: Answers | None = None) -> None:
+        self.catalog = catalog or Catalog.from_model()
+        self.answers = answers or Answers(self.catalog)
+        self.statements: list[Statement] = []
+        self.query_tag: str | None = None
+        self._session_parameters: dict[str, Any] = {}
+        self._telemetry = None
+        self.session_id = 1
+        self.host = "offline.invalid"
+        self.expired = False
+        self._closed = False
+
+    # the attributes ServerConnection reads for CURRENT_* (None: it asks with a query)
+    @property
+    def account(self) -> str:
+        return self.catalog.account
+
+    database = schema = warehouse = role = user = None
+
+    def cursor(self) -> RecordingCursor:
+        return RecordingCursor(self)
+
+    def run(self, sql: str) -> Answer:
+        self.statements.append(Statement(sql, self.query_tag))
+        tag = re.match(r"\s*ALTER\s+SESSION\s+SET\s+QUERY_TAG\s*=\s*" + STRING, sql, re.I)
+        if tag:
+            self.query_tag = tag.group(1).replace("''", "'").replace("\\'", "'").replace("\\\\", "\\")
+        elif re.match(r"\s*ALTER\s+SESSION\s+UNSET\s+QUERY_TAG", sql, re.I):
+            self.query_tag = None
+        return self.answers.answer(sql)
+
+    def describe(self, sql: str) -> list[ResultMetadata]:
+        self.statements.append(Statement(sql, self.query_tag, describe=True))
+        return self.answers.columns(sql)
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+
+
+def offline_session(connection: RecordingConnection | None = None) -> Any:
+    """A real (non-local) Snowpark session over a :class:`RecordingConnection`."""
+    from snowflake.snowpark import Session
+    from snowflake.snowpark._internal.server_connection import ServerConnection
+
+    connection = connection or RecordingConnection()
+    server = ServerConnection({"application": "engagement"}, connection)  # type: ignore[arg-type]
+    return Session(server)
