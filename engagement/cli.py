@@ -174,6 +174,42 @@ def run(
     raise typer.Exit(_guard(work))
 
 
+@app.command()
+def plan(
+    source: SourceOpt = None,
+    engine: EngineOpt = None,
+    connection: ConnectionOpt = None,
+    checks: ChecksOpt = None,
+    full_refresh: FullRefreshOpt = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the plan to this file instead of stdout.")] = None,
+) -> None:
+    """Print every SQL statement `engagement run --engine snowflake` would issue, in order, without connecting.
+
+    The statements come from the real Snowpark client on the production code path, recorded
+    offline (no network, no account): for an admin deciding on grants, or a reviewer diffing
+    two versions. A `-- step:` line precedes each step. Row counts are unknown in a plan.
+    """
+
+    def work() -> None:
+        from engagement.check_file import load_checks
+        from engagement.exceptions import ConfigError
+        from engagement.engines.snowflake_plan import record_run
+
+        settings = _settings(source=source, engine=engine or "snowflake", snowflake_connection=connection,
+                             checks_file=checks, full_refresh=full_refresh or None)
+        if settings.engine != "snowflake":
+            raise ConfigError(f"engagement plan shows what --engine snowflake would run, not {settings.engine}; "
+                              "drop --engine or pass --engine snowflake")
+        text = record_run(settings, checks=load_checks(settings.checks_file)).render()
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.write_text(text)
+            err_console.print(f"plan written to {out}", highlight=False)
+
+    _guard(work)
+
+
 def _execute(settings, as_json: bool, go) -> ExitCode:
     """Validate the checks, open the engine, run ``go`` with progress (or quietly for --json), report."""
     from engagement.check_file import load_checks

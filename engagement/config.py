@@ -19,7 +19,18 @@ from engagement.identifiers import validate
 ENGINES = ("duckdb", "snowflake", "snowpark-local")
 EngineName = Literal["duckdb", "snowflake", "snowpark-local"]
 MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+# ALTER WAREHOUSE ... WAREHOUSE_SIZE takes these (docs.snowflake.com/en/sql-reference/sql/alter-warehouse);
+# SHOW WAREHOUSES reports them as X-Small, Small, ..., 2X-Large, 3X-Large, 4X-Large ... 6X-Large.
 WAREHOUSE_SIZES = ("XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE", "XXLARGE", "XXXLARGE", "X4LARGE", "X5LARGE", "X6LARGE")
+_SIZE_ALIASES = {"2XLARGE": "XXLARGE", "3XLARGE": "XXXLARGE", "4XLARGE": "X4LARGE", "5XLARGE": "X5LARGE",
+                 "6XLARGE": "X6LARGE"}
+
+
+def canonical_size(text: str) -> str | None:
+    """A warehouse size as ALTER WAREHOUSE takes it (``2X-Large`` is ``XXLARGE``), or None if it is none."""
+    size = text.strip().strip("'").upper().replace("-", "").replace("_", "")
+    size = _SIZE_ALIASES.get(size, size)
+    return size if size in WAREHOUSE_SIZES else None
 
 
 class Settings(BaseSettings):
@@ -100,8 +111,8 @@ class Settings(BaseSettings):
     def _size(cls, value: Any) -> Any:
         if value is None:
             return None
-        size = str(value).upper().replace("-", "")
-        if size not in WAREHOUSE_SIZES:
+        size = canonical_size(str(value))
+        if size is None:
             raise ConfigError(
                 f"ENGAGEMENT_SNOWFLAKE_LOAD_SIZE={value!r} is not a warehouse size: use one of {', '.join(WAREHOUSE_SIZES)}"
             )

@@ -81,7 +81,9 @@ def test_error_after_the_merge_statement_leaves_the_target_as_it_was(local, tmp_
     merge = SnowparkTable.merge
 
     def merge_then_fail(self, *args, **kwargs):
-        merge(self, *args, **kwargs)
+        result = merge(self, *args, **kwargs)
+        if not any(t in self.table_name for t in ("DIM_CUSTOMER", "FACT_CLICK_EVENTS")):
+            return result  # log tables are written with MERGE too; the fault is in the target's
         raise RuntimeError("connection lost after MERGE")
 
     monkeypatch.setattr(SnowparkTable, "merge", merge_then_fail)

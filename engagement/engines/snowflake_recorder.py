@@ -28,6 +28,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -136,7 +137,66 @@ def _name(text: str) -> str:
     return ".".join(parts)
 
 
+FLATTEN = re.compile(r"\s*SELECT\s+\*\s+FROM\s+TABLE\s*\(\s*FLATTEN\s*\(", re.I)
 STRING = r"'((?:[^'\\]|\\.|'')*)'"
+
+
+class LogTables:
+    """The rows of the bookkeeping tables (``loaded_files``, ``ingestion_logs``), kept from the
+    statements that write them, so that an offline run sees what earlier offline runs recorded:
+    a second plan on the same connection finds its files merged, as a real second run would.
+
+    Writes are the engine's one-statement MERGE / INSERT of a JSON literal (rows in the model's
+    column order); reads are the engine's plain selects with equality filters, order and limit.
+    """
+
+    KEPT = ("LOADED_FILES", "INGESTION_LOGS")
+    WRITE = re.compile(r'\s*(MERGE|INSERT)\s+INTO\s+"[^"]+"\."[^"]+"\."([^"]+)"', re.I)
+    LITERAL = re.compile(r"parse_json\('((?:[^']|'')*)'\)", re.I)
+
+    def __init__(self) -> None:
+        from engagement.model import TABLES
+
+        self.columns = {t.name.upper(): [c.name.upper() for c in t.columns] for t in TABLES}
+        self.rows: dict[str, list[dict[str, Any]]] = {name: [] for name in self.KEPT}
+
+    def write(self, sql: str) -> None:
+        match = self.WRITE.match(sql)
+        literal = self.LITERAL.search(sql)
+        if not match or match.group(2) not in self.KEPT or not literal:
+            return
+        text = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), literal.group(1).replace("''", "'"))
+        table = match.group(2)
+        new = [dict(zip(self.columns[table], row)) for row in json.loads(text)]
+        if match.group(1).upper() == "MERGE":
+            keys = re.findall(r'EQUAL_NULL\("(\w+)"', sql.split(" ON ", 1)[-1].split(" WHEN ", 1)[0])
+            fresh = {tuple(r[k] for k in keys) for r in new}
+            self.rows[table] = [r for r in self.rows[table] if tuple(r[k] for k in keys) not in fresh]
+        self.rows[table] += new
+
+    def select(self, tree: exp.Expression) -> list[tuple[Any, ...]] | None:
+        """The rows a plain select of a kept table returns, or None when it is not one."""
+        tables = {t.name.upper() for t in tree.find_all(exp.Table)}
+        if len(tables) != 1 or not tables <= set(self.KEPT) or tree.find(exp.AggFunc) or tree.find(exp.Join):
+            return None
+        (table,) = tables
+        rows = self.rows[table]
+        for eq in tree.find_all(exp.EQ):
+            if isinstance(eq.left, exp.Column) and isinstance(eq.right, exp.Literal):
+                name, value = eq.left.name.upper(), eq.right.this
+                rows = [r for r in rows if r.get(name) is not None and str(r[name]) == value]
+        for ordered in reversed(tree.args.get("order").expressions if tree.args.get("order") else []):
+            name = ordered.this.name.upper()
+            present = sorted((r for r in rows if r.get(name) is not None), key=lambda r: r[name],
+                             reverse=bool(ordered.args.get("desc")))
+            rows = present + [r for r in rows if r.get(name) is None]
+        limit = tree.args.get("limit")
+        if limit is not None:
+            rows = rows[:int(limit.expression.this)]
+        names = [s.alias_or_name.upper() for s in tree.selects]
+        if names == ["*"]:
+            names = self.columns[table]
+        return [tuple(r.get(n) for n in names) for r in rows]
 
 
 class Answers:
@@ -144,6 +204,7 @@ class Answers:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.logs = LogTables()
         self.put_files: dict[str, list[str]] = {}  # stage prefix -> local Parquet files PUT there
         self.handlers: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Answer]]] = [
             (re.compile(r"\s*SELECT\s+CURRENT_(\w+)\(\)\s*$", re.I), self._current),
@@ -164,6 +225,7 @@ class Answers:
         ]
 
     def answer(self, sql: str) -> Answer:
+        self.logs.write(sql)
         for pattern, handler in self.handlers:
             match = pattern.match(sql)
             if match:
@@ -250,6 +312,9 @@ class Answers:
         for pattern, handler in self.handlers:
             if pattern.match(sql):
                 return handler(pattern.match(sql))[0]  # type: ignore[arg-type]
+        if FLATTEN.match(sql):
+            return [_meta(n, FIXED if n in ("SEQ", "INDEX") else VARIANT if n in ("VALUE", "THIS") else TEXT)
+                    for n in ("SEQ", "KEY", "PATH", "INDEX", "VALUE", "THIS")]
         try:
             tree = sqlglot.parse_one(sql, read="snowflake")
             tree = qualify(tree, schema=self.catalog.schema_for_sqlglot(), dialect="snowflake",
@@ -268,6 +333,9 @@ class Answers:
     def _query(self, sql: str) -> Answer:
         metas = self.columns(sql)
         tree = sqlglot.parse_one(sql, read="snowflake")
+        kept = self.logs.select(tree)
+        if kept is not None:
+            return metas, kept
         if isinstance(tree, exp.Select) and not tree.args.get("group") and tree.selects and all(
                 s.find(exp.AggFunc) is not None for s in tree.selects):
             return metas, [tuple(0 if m.type_code in (FIXED, REAL) else None for m in metas)]
@@ -377,12 +445,13 @@ class RecordingConnection:
         return RecordingCursor(self)
 
     def run(self, sql: str) -> Answer:
-        self.statements.append(Statement(sql, self.query_tag))
+        # An ALTER SESSION SET QUERY_TAG is recorded under the tag it sets.
         tag = re.match(r"\s*ALTER\s+SESSION\s+SET\s+QUERY_TAG\s*=\s*" + STRING, sql, re.I)
         if tag:
             self.query_tag = tag.group(1).replace("''", "'").replace("\\'", "'").replace("\\\\", "\\")
         elif re.match(r"\s*ALTER\s+SESSION\s+UNSET\s+QUERY_TAG", sql, re.I):
             self.query_tag = None
+        self.statements.append(Statement(sql, self.query_tag))
         return self.answers.answer(sql)
 
     def describe(self, sql: str) -> list[ResultMetadata]:

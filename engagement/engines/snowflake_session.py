@@ -33,6 +33,13 @@ ENV_PARAMS = {
     "SNOWFLAKE_WAREHOUSE": "warehouse",
 }
 SECRET_PARAMS = {"password", "private_key_file_pwd", "token"}
+# Parsing must not depend on the account's parameters: TRY_CAST to DATE / TIMESTAMP follows
+# DATE_INPUT_FORMAT and TIMESTAMP(_TZ)_INPUT_FORMAT, so they are pinned for the session at login.
+SESSION_PARAMETERS = {
+    "DATE_INPUT_FORMAT": "YYYY-MM-DD",
+    "TIMESTAMP_INPUT_FORMAT": "AUTO",
+    "TIMESTAMP_TZ_INPUT_FORMAT": "AUTO",
+}
 HOW_TO = (
     "add a connection to ~/.snowflake/connections.toml (or $SNOWFLAKE_HOME/connections.toml) and pass "
     "--connection NAME / ENGAGEMENT_SNOWFLAKE_CONNECTION, or set SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER and "

@@ -44,8 +44,12 @@ LINES_FORMAT = (
     "EMPTY_FIELD_AS_NULL = FALSE NULL_IF = () ENCODING = 'UTF8' COMPRESSION = AUTO"
 )
 ARRAY_FORMAT = "TYPE = JSON STRIP_OUTER_ARRAY = TRUE COMPRESSION = AUTO"
+# RFC 4180 as the embedded reader splits it: quotes double inside quoted fields, and a
+# backslash is an ordinary character everywhere (ESCAPE_UNENCLOSED_FIELD defaults to '\\',
+# which would turn an unquoted `a\tb` into a tab: sql-reference/sql/create-file-format, TYPE = CSV).
 CSV_FORMAT = (
     "TYPE = CSV SKIP_HEADER = 1 FIELD_DELIMITER = ',' FIELD_OPTIONALLY_ENCLOSED_BY = '\"' "
+    "ESCAPE = NONE ESCAPE_UNENCLOSED_FIELD = NONE "
     "ERROR_ON_COLUMN_COUNT_MISMATCH = FALSE SKIP_BLANK_LINES = TRUE TRIM_SPACE = FALSE "
     "EMPTY_FIELD_AS_NULL = FALSE NULL_IF = () ENCODING = 'UTF8' COMPRESSION = AUTO"
 )
@@ -75,16 +79,19 @@ class ExternalStageRoot:
     :meth:`engagement.engines.snowpark.SnowparkEngine.source_root`.
     """
 
-    stage: str  # qualified, quoted stage name
+    stage: str  # the stage's location: @ and its qualified, quoted name
     url: str  # s3://bucket/prefix, no trailing slash
     path: str
     run_sql: Callable[[str], list[Any]]
 
     @classmethod
-    def open(cls, stage: str, url: str, run_sql: Callable[[str], list[Any]]) -> ExternalStageRoot:
-        """Check that ``stage`` exists and covers ``url``; one-line ConfigError otherwise."""
+    def open(cls, name: str, url: str, run_sql: Callable[[str], list[Any]]) -> ExternalStageRoot:
+        """Check that the stage ``name`` (qualified, quoted) exists and covers ``url``; one-line
+        ConfigError otherwise. DESC STAGE takes the stage's name; ``@`` is only for its location
+        (LIST, COPY, PUT): sql-reference/sql/desc-stage."""
+        stage = f"@{name}"
         try:
-            rows = run_sql(f"DESC STAGE {stage}")
+            rows = run_sql(f"DESC STAGE {name}")
         except Exception as exc:  # the connector's error types vary; its text says what happened
             said = " ".join(str(exc).split())[:300]
             raise ConfigError(f"external stage {stage} cannot be used ({said}); create it as in "

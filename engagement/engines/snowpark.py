@@ -14,33 +14,20 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame, Row, Session, Window
 from snowflake.snowpark import Table as SnowparkTable
 from snowflake.snowpark.exceptions import SnowparkClientException, SnowparkSQLException
 from snowflake.snowpark.functions import col, lit, when_matched, when_not_matched
-from snowflake.snowpark.types import (
-    DataType,
-    DateType,
-    DoubleType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampTimeZone,
-    TimestampType,
-)
+from snowflake.snowpark.types import DataType, DateType, DoubleType, LongType, StringType, TimestampTimeZone, TimestampType
 
 from engagement.aggregate import Aggregate, typed_frame
 from engagement.checks import (
@@ -50,10 +37,12 @@ from engagement.checks import (
     rejected_metric,
     sample_text,
 )
-from engagement.engines import snowpark_local
 from engagement.engines.base import FileCallback, RunContext
-from engagement.engines.snowflake_ddl import add_column_sql, columns_query, create_table_sql, qualified
+from engagement.engines.snowflake_backend import SnowflakeBackend, row_value
+from engagement.engines.snowflake_ddl import qualified
 from engagement.engines.snowflake_stage import ExternalStageRoot
+from engagement.engines.snowpark_local import LocalBackend
+from engagement.engines.snowpark_types import NTZ, TYPES, struct_type
 from engagement.exceptions import ConfigError, MissingTableError, WarehouseError
 from engagement.model import (
     DATE_PATTERN,
@@ -75,24 +64,8 @@ from engagement.results import IngestCounts, MergeCounts, Metric
 from engagement.sources import SourceFile
 
 log = logging.getLogger("engagement")
-NTZ = TimestampType(TimestampTimeZone.NTZ)
-TYPES: dict[ColumnType, DataType] = {
-    ColumnType.VARCHAR: StringType(),
-    ColumnType.BIGINT: LongType(),
-    ColumnType.DOUBLE: DoubleType(),
-    ColumnType.DATE: DateType(),
-    ColumnType.TIMESTAMP: NTZ,
-}
-STAGE = "ENGAGEMENT_STAGE"
-SETUP_SCRIPT = "sql/01_setup.sql"
-STAGE_SCRIPT = "sql/02_stages.sql"
 BIGINT_MAX = 2**63 - 1
-INLINE_VALUES = 512  # Snowpark's ARRAY_BIND_THRESHOLD: larger create_dataframe data goes via a temp table
-
-
-def struct_type(table: Table) -> StructType:
-    """The Snowpark schema of a model table (unquoted names, model types and NOT NULL flags)."""
-    return StructType([StructField(c.name, TYPES[c.type], c.nullable) for c in table.columns])
+__all__ = ["NTZ", "TYPES", "SnowparkEngine", "struct_type"]
 
 
 REF_FOUND = "ENGAGEMENT_REF_FOUND"  # marks the reference keys a referential_integrity join found
@@ -123,11 +96,6 @@ def _utc(text: Column) -> Column:
     return F.convert_timezone(lit("UTC"), instant).cast(NTZ)
 
 
-def _row_value(row: Row, name: str) -> Any:
-    """A field of a result row by case-insensitive name (SHOW / COPY output)."""
-    return {k.lower(): v for k, v in row.as_dict().items()}.get(name.lower())
-
-
 def _plain(value: Any) -> Any:
     """A Python value Snowpark stores as is: enums as their value, numpy scalars as Python."""
     if isinstance(value, Enum):
@@ -137,85 +105,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class _RawLoader(Protocol):
-    def add(self, records: pa.Table) -> None: ...
-
-    def finish(self, expected: int) -> None: ...
-
-
-class _StageLoader:
-    """Real Snowflake: each file's records as Parquet in a local folder, then ONE PUT of the
-    whole folder and ONE COPY INTO, so the statements of a load do not grow with its files."""
-
-    def __init__(self, session: Session, table_name: str, stage_dir: str) -> None:
-        self.session, self.table_name, self.stage_dir = session, table_name, stage_dir
-        self.tmp = tempfile.TemporaryDirectory(prefix="engagement-stage-")
-        self.files = 0
-
-    def add(self, records: pa.Table) -> None:
-        """Write one file's records as Parquet, to be PUT with the others."""
-        if records.num_rows == 0:
-            return
-        self.files += 1
-        pq.write_table(records, Path(self.tmp.name) / f"{self.files:05d}.parquet")
-
-    def _put(self) -> None:
-        pattern = (Path(self.tmp.name) / "*.parquet").as_posix()
-        try:
-            self.session.file.put(pattern, self.stage_dir, auto_compress=False, overwrite=True, parallel=4)
-        except Exception as exc:  # connector and Snowpark raise different types for this
-            if "does not exist" in str(exc).lower():
-                raise ConfigError(
-                    f"stage {self.stage_dir.split('/')[0]} does not exist; run {STAGE_SCRIPT} once to create it"
-                ) from None
-            raise
-
-    def finish(self, expected: int) -> None:
-        """PUT the Parquet files and COPY them into the raw table; raise unless every record arrived."""
-        loaded = 0
-        try:
-            if self.files:
-                self._put()
-                # INFER_SCHEMA off: the reader then adds no transformations of its own, and
-                # MATCH_BY_COLUMN_NAME maps the Parquet columns onto the (upper-case) table columns.
-                result = (
-                    self.session.read.option("INFER_SCHEMA", False)
-                    .parquet(self.stage_dir)
-                    .copy_into_table(self.table_name, match_by_column_name="CASE_INSENSITIVE", force=True)
-                )
-                loaded = sum(int(_row_value(r, "rows_loaded") or 0) for r in result)
-        finally:
-            self.tmp.cleanup()
-        if loaded != expected:
-            raise WarehouseError(
-                f"COPY INTO {self.table_name} loaded {loaded} rows from {self.stage_dir} but {expected} "
-                "records were read; the load was rolled back"
-            )
-
-
 class SnowparkEngine:
-    """Snowflake through Snowpark; with ``local=True``, Snowpark local testing (in memory)."""
+    """Snowflake through Snowpark; with ``local=True``, Snowpark local testing (in memory).
+
+    Everything that differs between the two is a call on ``self.backend``
+    (:class:`~engagement.engines.snowflake_backend.SnowflakeBackend` or
+    :class:`~engagement.engines.snowpark_local.LocalBackend`); the rules, MERGEs, checks and
+    logs below are one code path.
+    """
 
     def __init__(self, session: Session, *, database: str, schema: str, local: bool = False,
                  load_size: str | None = None, external_stage: str | None = None) -> None:
         self.session = session
         self.database, self.schema = database, schema
-        self.local = local
+        self.backend: SnowflakeBackend | LocalBackend = LocalBackend(session) if local \
+            else SnowflakeBackend(session, load_size)
+        self.local = self.backend.local
         self.load_size = load_size
         self.external_stage = external_stage
-        self.name = "snowpark-local" if local else "snowflake"
-        if local:
-            snowpark_local.install_patches()
+        self.name = self.backend.name
+        self.run_id: str | None = None  # the run of the latest write, named in the query tag of reads
 
     # -- names and helpers -----------------------------------------------------------------
 
     @property
     def location(self) -> str:
         """``snowflake://<account>/<DB>.<SCHEMA>``, or the in-memory local session."""
-        if self.local:
-            return "snowpark-local (in memory)"
-        account = (self.session.get_current_account() or "").strip('"')
-        return f"snowflake://{account}/{self.database.upper()}.{self.schema.upper()}"
+        return self.backend.location(self.database, self.schema)
 
     def _name(self, table: Table | str) -> str:
         return qualified(self.database, self.schema, table)
@@ -227,8 +143,7 @@ class SnowparkEngine:
         return self.session.table(self._name(table))
 
     def _filtered(self, frame: DataFrame, condition: Column) -> DataFrame:
-        # Locally a filtered frame must be stored afresh before computing on it (see snowpark_local).
-        return snowpark_local.filtered(frame, condition) if self.local else frame.filter(condition)
+        return self.backend.filtered(frame, condition)
 
     def _timestamp(self, value: datetime) -> Column:
         return lit(value).cast(NTZ)
@@ -239,73 +154,25 @@ class SnowparkEngine:
 
     # -- steps: query tag, warehouse size, transaction --------------------------------------
 
-    @contextmanager
-    def _step(self, run_id: str | None, step: str, writes: Sequence[Table], resize: bool = False) -> Iterator[None]:
-        """One atomic step: all of its writes commit together, or none does."""
-        if self.local:
-            with snowpark_local.snapshot_restore(self.session, [self._parts(t) for t in writes]):
-                yield
-            return
-        self.session.query_tag = json.dumps({"app": "engagement", "run_id": run_id, "step": step})
-        # Resizing is DDL, which would commit an open transaction: it wraps the transaction.
-        with self._warehouse_size(resize):
-            self.session.sql("BEGIN").collect()
-            try:
-                yield
-            except BaseException:
-                self.session.sql("ROLLBACK").collect()
-                raise
-            self.session.sql("COMMIT").collect()
+    def _tag(self, run_id: str | None, step: str) -> None:
+        """Every statement carries ``{"app": "engagement", "run_id": …, "step": …}`` (QUERY_HISTORY)."""
+        if run_id:
+            self.run_id = run_id
+        self.backend.query_tag(json.dumps({"app": "engagement", "run_id": run_id or self.run_id, "step": step}))
 
     @contextmanager
-    def _warehouse_size(self, resize: bool) -> Iterator[None]:
-        """Run the block on a warehouse resized to ``load_size``, then restore its size."""
-        warehouse = self.session.get_current_warehouse() if resize and self.load_size else None
-        if not warehouse:
+    def _step(self, run_id: str | None, step: str, writes: Sequence[Table], resize: bool = False) -> Iterator[None]:
+        """One atomic step under its own query tag: all of its writes commit together, or none does."""
+        self._tag(run_id, step)
+        with self.backend.transaction([self._parts(t) for t in writes], resize):
             yield
-            return
-        shown = self.session.sql(f"SHOW WAREHOUSES LIKE '{warehouse.strip(chr(34))}'").collect()
-        previous = str(_row_value(shown[0], "size")).upper() if shown else None
-        if previous is None or previous.replace("-", "") == self.load_size:
-            yield
-            return
-        self.session.sql(f"ALTER WAREHOUSE {warehouse} SET WAREHOUSE_SIZE = {self.load_size}").collect()
-        try:
-            yield
-        finally:
-            self.session.sql(f"ALTER WAREHOUSE {warehouse} SET WAREHOUSE_SIZE = '{previous}'").collect()
 
     # -- schema ----------------------------------------------------------------------------
 
     def setup(self) -> None:
         """Create every model table that is missing, and add the columns a newer model added."""
-        for table in TABLES:
-            if self.local:
-                # No session.sql locally: an empty frame with the model's schema, kept if present.
-                empty = self.session.create_dataframe([], struct_type(table))
-                empty.write.save_as_table(self._name(table), mode="ignore")
-            else:
-                try:
-                    self.session.sql(create_table_sql(table, self.database, self.schema)).collect()
-                except SnowparkSQLException as exc:
-                    if "does not exist" not in str(exc).lower():
-                        raise
-                    raise ConfigError(
-                        f"schema {self.database.upper()}.{self.schema.upper()} does not exist or this role cannot "
-                        f"use it; run {SETUP_SCRIPT} once, or set ENGAGEMENT_SNOWFLAKE_DATABASE / _SCHEMA"
-                    ) from None
-        if not self.local:
-            self._add_missing_columns()
-
-    def _add_missing_columns(self) -> None:
-        """Columns a newer model added to tables an older version created: one query finds
-        them (normally none), one ALTER per missing column adds it."""
-        present = {(t.lower(), c.lower()) for t, c in self.session.sql(
-            columns_query(self.database, self.schema)).collect()}
-        for table in TABLES:
-            for column in table.columns:
-                if (table.name, column.name) not in present:
-                    self.session.sql(add_column_sql(table, column.name, self.database, self.schema)).collect()
+        self._tag(None, "setup")
+        self.backend.create_tables(self.database, self.schema)
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -313,11 +180,12 @@ class SnowparkEngine:
         """An s3:// source read by Snowflake through ``external_stage`` when one is configured."""
         if not (self.external_stage and source.startswith("s3://")):
             return None
-        if self.local:
-            raise ConfigError("snowpark-local has no stages; unset ENGAGEMENT_SNOWFLAKE_EXTERNAL_STAGE "
+        if not self.backend.stages:
+            raise ConfigError(f"{self.name} has no stages; unset ENGAGEMENT_SNOWFLAKE_EXTERNAL_STAGE "
                               "to read the s3:// source through this process")
-        stage = "@" + self._name(self.external_stage)
-        return ExternalStageRoot.open(stage, source, lambda sql: self.session.sql(sql).collect())
+        self._tag(None, "discover")
+        return ExternalStageRoot.open(self._name(self.external_stage), source,
+                                      lambda sql: self.session.sql(sql).collect())
 
     def _copy_from_stage(self, run: RunContext, source: Source, root: ExternalStageRoot,
                          files: Sequence[SourceFile], on_file: FileCallback | None) -> int:
@@ -328,17 +196,11 @@ class SnowparkEngine:
         by_relpath = {f.relpath: f for f in files}
         for statement in statements:
             for row in self.session.sql(statement).collect():  # one row per file: its name and rows_loaded
-                loaded += int(_row_value(row, "rows_loaded") or 0)
-                file = by_relpath.get(root.relpath_of(str(_row_value(row, "file") or "")))
+                loaded += int(row_value(row, "rows_loaded") or 0)
+                file = by_relpath.get(root.relpath_of(str(row_value(row, "file") or "")))
                 if on_file and file is not None:
                     on_file(file, loaded)
         return loaded
-
-    def _loader(self, run: RunContext, raw: Table) -> _RawLoader:
-        if self.local:
-            return snowpark_local.LocalRawLoader(self.session, self._name(raw), struct_type(raw))
-        stage_dir = f"@{self._name(STAGE)}/{run.run_id}/{raw.name}/"
-        return _StageLoader(self.session, self._name(raw), stage_dir)
 
     @staticmethod
     def _with_lineage(records: pa.Table, file: SourceFile, run: RunContext) -> pa.Table:
@@ -360,7 +222,7 @@ class SnowparkEngine:
             if files and isinstance(files[0].root, ExternalStageRoot):
                 read = self._copy_from_stage(run, source, files[0].root, files, on_file)
             else:
-                loader = self._loader(run, raw)
+                loader = self.backend.raw_loader(run.run_id, raw, self.database, self.schema)
                 for file in files:
                     records = self._with_lineage(reader(file.read_bytes()), file, run)
                     loader.add(records)
@@ -683,37 +545,42 @@ class SnowparkEngine:
         return sample_text(r[0] for r in failing.sort(col("v").asc()).limit(SAMPLE_SIZE).collect())
 
     def metrics(self, checks: Sequence[Check], context: CheckContext) -> list[Metric]:
+        self._tag(context.run_id, "checks")
         return measure_checks(checks, context, table_pass=self._table_pass, own_pass=self._own_pass,
                               sample=self._sample, errors=(SnowparkClientException, ValueError, KeyError))
 
     def write_log(self, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str] = ()) -> None:
-        """Append ``rows`` to a log table; with ``key``, replace rows having the same key first."""
+        """Append ``rows`` to a log table; with ``key``, replace rows having the same key.
+
+        One statement whatever the number of rows, atomic by itself (no transaction, no
+        temporary table): an INSERT, or with ``key`` a MERGE that updates the rows with the
+        same key and inserts the others. A key given twice in ``rows`` keeps its last row.
+        """
         if not rows:
             return
-        schema = struct_type(table)
+        if key:
+            rows = list({tuple(_plain(r.get(k)) for k in key): r for r in rows}.values())
         data = [[_plain(row.get(c)) for c in table.column_names] for row in rows]
-        run_id = next((r.get("run_id") for r in rows if r.get("run_id")), None)
-        # Without a key this is one append, atomic by itself: nothing to roll back.
-        with self._step(run_id, f"log:{table.name}", [table] if key else []):
-            target = self._table(table)
-            if key:
-                types = {c.name: TYPES[c.type] for c in table.columns}
-                same = [_all(col(k).equal_null(lit(_plain(row.get(k))).cast(types[k])) for k in key) for row in rows]
-                target.delete(_any(same))
-            # Snowpark sends up to 512 values inline; more go through a temporary table, whose
-            # CREATE (DDL) would commit the open transaction. So: frames below that size.
-            per_frame = max(1, (INLINE_VALUES - 1) // len(table.columns))
-            for start in range(0, len(data), per_frame):
-                frame = self.session.create_dataframe(data[start:start + per_frame], schema)
-                frame.write.save_as_table(self._name(table), mode="append", column_order="name")
+        self._tag(next((r.get("run_id") for r in rows if r.get("run_id")), None), f"log:{table.name}")
+        values = self.backend.values(table, data)
+        if not key:
+            values.write.save_as_table(self._name(table), mode="append", column_order="name")
+            return
+        target = self._table(table)
+        target.merge(values, _all(target[k].equal_null(values[k]) for k in key), [
+            when_matched().update({c: values[c] for c in table.column_names if c not in key}),
+            when_not_matched().insert({c: values[c] for c in table.column_names}),
+        ])
 
     def table_counts(self) -> dict[str, int]:
         """Row count of every model table."""
+        self._tag(None, "count")
         return {t.name: int(self._table(t).count()) for t in TABLES}
 
     def read_table(self, table: Table, *, where: dict[str, Any] | None = None,
                    order_by: Sequence[str] = (), limit: int | None = None) -> pd.DataFrame:
         """Rows of a model table as pandas: lower-case columns in model order, None for NULL."""
+        self._tag(None, f"read:{table.name}")
         frame: DataFrame = self._table(table)
         for name, value in (where or {}).items():
             frame = frame.filter(col(table.column(name).name) == lit(value))
@@ -736,6 +603,7 @@ class SnowparkEngine:
         """Run ``query`` inside Snowflake (or local testing); only the aggregated rows come back."""
         from engagement.engines.snowpark_aggregate import aggregate_rows
 
+        self._tag(None, f"read:{'+'.join(query.tables)}")
         try:
             rows = aggregate_rows(query, self._table, self._filtered, local=self.local)
         except SnowparkSQLException as exc:

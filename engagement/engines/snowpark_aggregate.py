@@ -17,7 +17,8 @@ from snowflake.snowpark.functions import col, lit
 
 from engagement.aggregate import Aggregate, Condition, Fn, Grain, Measure, Op
 from engagement.engines import snowpark_local
-from engagement.engines.snowpark import TYPES, _all
+from engagement.engines.snowpark import _all
+from engagement.engines.snowpark_types import TYPES
 from engagement.model import ColumnType
 
 FUNCTIONS = {Fn.COUNT: F.count, Fn.SUM: F.sum, Fn.MIN: F.min, Fn.MAX: F.max}

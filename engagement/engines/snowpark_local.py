@@ -63,6 +63,9 @@ from snowflake.snowpark.types import (
     VariantType,
 )
 
+from engagement.engines.snowpark_types import struct_type
+from engagement.model import Table
+
 SNAPSHOT_SUFFIX = "__ENGAGEMENT_SNAPSHOT"
 
 
@@ -351,3 +354,50 @@ def is_null(column: Column) -> Column:
 def nullable(column: Column, data_type: DataType) -> Column:
     """The same values, declared nullable (see the module's notes)."""
     return F.iff(column.is_null(), F.lit(None).cast(data_type), column)
+
+
+# -- the back end ------------------------------------------------------------------------------
+
+
+class LocalBackend:
+    """:class:`engagement.engines.snowflake_backend.SnowflakeBackend`'s interface on local testing:
+    snapshots for transactions, in-memory loads, ``create_dataframe`` for values, no tags."""
+
+    name = "snowpark-local"
+    local = True
+    stages = False  # no PUT, COPY or LIST locally
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        install_patches()
+
+    def location(self, database: str, schema: str) -> str:
+        return "snowpark-local (in memory)"
+
+    def query_tag(self, tag: str) -> None:
+        """Nothing: local testing runs no ALTER SESSION."""
+
+    def filtered(self, frame: DataFrame, condition: Column) -> DataFrame:
+        return filtered(frame, condition)
+
+    @contextmanager
+    def transaction(self, tables: Sequence[Sequence[str]], resize: bool) -> Iterator[None]:
+        with snapshot_restore(self.session, tables):
+            yield
+
+    def create_tables(self, database: str, schema: str) -> None:
+        """An empty frame with each model table's schema, kept if present (no session.sql locally)."""
+        from engagement.engines.snowflake_ddl import qualified
+        from engagement.model import TABLES
+
+        for table in TABLES:
+            empty = self.session.create_dataframe([], struct_type(table))
+            empty.write.save_as_table(qualified(database, schema, table), mode="ignore")
+
+    def raw_loader(self, run_id: str, raw: Table, database: str, schema: str) -> LocalRawLoader:
+        from engagement.engines.snowflake_ddl import qualified
+
+        return LocalRawLoader(self.session, qualified(database, schema, raw), struct_type(raw))
+
+    def values(self, table: Table, data: Sequence[Sequence[Any]]) -> DataFrame:
+        return self.session.create_dataframe([list(r) for r in data], struct_type(table))
