@@ -75,6 +75,7 @@ class Catalog:
     role: str = "ENGAGEMENT_ROLE"
     warehouse: str = "ENGAGEMENT_WH"
     warehouse_size: str = "X-Small"
+    other_warehouses: list[tuple[str, str]] = field(default_factory=list)  # (name, size) the role also sees
     database: str = "ENGAGEMENT"
     schema: str = "MARKETING"
     tables: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
@@ -174,10 +175,12 @@ class LogTables:
             self.rows[table] = [r for r in self.rows[table] if tuple(r[k] for k in keys) not in fresh]
         self.rows[table] += new
 
-    def select(self, tree: exp.Expression) -> list[tuple[Any, ...]] | None:
+    def select(self, tree: exp.Expression, names: Sequence[str]) -> list[tuple[Any, ...]] | None:
         """The rows a plain select of a kept table returns, or None when it is not one."""
         tables = {t.name.upper() for t in tree.find_all(exp.Table)}
-        if len(tables) != 1 or not tables <= set(self.KEPT) or tree.find(exp.AggFunc) or tree.find(exp.Join):
+        plain = all(isinstance(s.unalias(), (exp.Column, exp.Star)) for s in tree.selects)
+        if len(tables) != 1 or not tables <= set(self.KEPT) or not plain or not isinstance(tree, exp.Select) \
+                or tree.find(exp.AggFunc) or tree.find(exp.Join) or tree.find(exp.Union) or tree.find(exp.Group):
             return None
         (table,) = tables
         rows = self.rows[table]
@@ -193,10 +196,7 @@ class LogTables:
         limit = tree.args.get("limit")
         if limit is not None:
             rows = rows[:int(limit.expression.this)]
-        names = [s.alias_or_name.upper() for s in tree.selects]
-        if names == ["*"]:
-            names = self.columns[table]
-        return [tuple(r.get(n) for n in names) for r in rows]
+        return [tuple(r.get(n.upper()) for n in names) for r in rows]
 
 
 class Answers:
@@ -244,8 +244,9 @@ class Answers:
 
     def _show_warehouses(self, m: re.Match[str]) -> Answer:
         pattern = m.group(1).replace("\\_", "\x00").replace("_", "?").replace("%", "*").replace("\x00", "_")
-        rows = [(self.catalog.warehouse, "STARTED", "STANDARD", self.catalog.warehouse_size)] \
-            if fnmatch.fnmatchcase(self.catalog.warehouse.upper(), pattern.upper()) else []
+        seen = [*self.catalog.other_warehouses, (self.catalog.warehouse, self.catalog.warehouse_size)]
+        rows = [(name, "STARTED", "STANDARD", size) for name, size in seen
+                if fnmatch.fnmatchcase(name.upper(), pattern.upper())]
         return _text_answer(["name", "state", "type", "size"], rows)
 
     def _show_grants(self, m: re.Match[str]) -> Answer:
@@ -333,7 +334,7 @@ class Answers:
     def _query(self, sql: str) -> Answer:
         metas = self.columns(sql)
         tree = sqlglot.parse_one(sql, read="snowflake")
-        kept = self.logs.select(tree)
+        kept = self.logs.select(tree, [m.name for m in metas])
         if kept is not None:
             return metas, kept
         if isinstance(tree, exp.Select) and not tree.args.get("group") and tree.selects and all(
