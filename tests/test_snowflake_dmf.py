@@ -1,4 +1,4 @@
-"""The Snowflake DMF script: custom DMFs where the system ones differ, and re-runnable."""
+"""The Snowflake DMF script: custom DMFs where the system ones differ, re-runnable, with the grants it needs."""
 
 from __future__ import annotations
 
@@ -199,3 +199,22 @@ def test_every_add_is_preceded_by_the_drop_of_the_same_association() -> None:
         assert drop, f"no tolerant DROP before {statement!r}"
         assert association(drop.group(1)) == (table, "DROP", function, on)
     assert adds == 13
+
+
+# --- grants ----------------------------------------------------------------------------------
+
+def test_setup_grants_what_the_dmf_script_needs() -> None:
+    setup = [re.sub(r"\s+", " ", s) for s in statements((ROOT / "sql" / "01_setup.sql").read_text())]
+    dmf_schema = "GRANT CREATE DATA METRIC FUNCTION ON SCHEMA ENGAGEMENT.MARKETING TO ROLE ENGAGEMENT_ROLE"
+    account = ["GRANT DATABASE ROLE SNOWFLAKE.DATA_METRIC_USER TO ROLE ENGAGEMENT_ROLE",
+               "GRANT EXECUTE DATA METRIC FUNCTION ON ACCOUNT TO ROLE ENGAGEMENT_ROLE"]
+    for grant in (dmf_schema, *account):
+        assert grant in setup, grant
+    roles = [(i, s.split()[-1]) for i, s in enumerate(setup) if s.startswith("USE ROLE ")]
+
+    def role_at(statement: str) -> str:
+        index = setup.index(statement)
+        return [r for i, r in roles if i < index][-1]
+
+    assert role_at(dmf_schema) == "SYSADMIN"  # the schema's owner
+    assert all(role_at(g) == "ACCOUNTADMIN" for g in account)
