@@ -1,5 +1,6 @@
 -- engagement: one-time Snowflake setup, part 1 of 3: role, warehouse, database, schema, grants.
--- Run as a user who can use SECURITYADMIN and SYSADMIN. Replace <YOUR_USER>.
+-- Run as a user who can use SECURITYADMIN and SYSADMIN (and ACCOUNTADMIN for the last section, only
+-- needed for the data metric functions of 04_data_metric_functions.sql). Replace <YOUR_USER>.
 -- The names match the defaults of ENGAGEMENT_SNOWFLAKE_DATABASE / _SCHEMA / _WAREHOUSE / _ROLE.
 
 USE ROLE SECURITYADMIN;
@@ -23,3 +24,19 @@ GRANT USAGE, OPERATE ON WAREHOUSE ENGAGEMENT_WH TO ROLE ENGAGEMENT_ROLE;
 GRANT MODIFY ON WAREHOUSE ENGAGEMENT_WH TO ROLE ENGAGEMENT_ROLE;
 GRANT USAGE ON DATABASE ENGAGEMENT TO ROLE ENGAGEMENT_ROLE;
 GRANT USAGE, CREATE TABLE, CREATE STAGE, CREATE FILE FORMAT ON SCHEMA ENGAGEMENT.MARKETING TO ROLE ENGAGEMENT_ROLE;
+
+-- ---------------------------------------------------------------------------------------------
+-- Only for sql/04_data_metric_functions.sql (the checks as Snowflake data metric functions).
+-- Skip this section if you do not run 04; the pipeline itself needs none of it.
+-- https://docs.snowflake.com/en/user-guide/data-quality-access-control
+-- The custom DMFs 04 creates (duplicate_count, value_range, pattern, freshness on TIMESTAMP_NTZ):
+GRANT CREATE DATA METRIC FUNCTION ON SCHEMA ENGAGEMENT.MARKETING TO ROLE ENGAGEMENT_ROLE;
+-- An account administrator grants the rest: USAGE on the system DMFs (SNOWFLAKE.CORE.*) comes with
+-- the SNOWFLAKE.DATA_METRIC_USER database role (newer accounts give it to PUBLIC already; granting it
+-- again is harmless), and associating a DMF and running it on its schedule needs EXECUTE DATA METRIC
+-- FUNCTION on the account.
+-- https://docs.snowflake.com/en/release-notes/bcr-bundles/un-bundled/bcr-2155
+-- https://docs.snowflake.com/en/release-notes/bcr-bundles/un-bundled/bcr-2471
+USE ROLE ACCOUNTADMIN;
+GRANT DATABASE ROLE SNOWFLAKE.DATA_METRIC_USER TO ROLE ENGAGEMENT_ROLE;
+GRANT EXECUTE DATA METRIC FUNCTION ON ACCOUNT TO ROLE ENGAGEMENT_ROLE;
