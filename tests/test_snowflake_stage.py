@@ -18,7 +18,8 @@ from engagement.exceptions import ConfigError, SourceError
 from engagement.model import SOURCES_BY_RAW
 from engagement.sources import SourceFile
 
-STAGE = '@"ENGAGEMENT"."MARKETING"."LANDING"'
+NAME = '"ENGAGEMENT"."MARKETING"."LANDING"'  # DESC STAGE takes the name (docs: sql-reference/sql/desc-stage)
+STAGE = f"@{NAME}"  # LIST and COPY take the location
 DESC = [{"parent_property": "STAGE_LOCATION", "property": "URL", "property_value": '["s3://acme-landing/marketing/"]'}]
 LIST = [
     {"name": "s3://acme-landing/marketing/engagement/customers/customers_2026-01-01.csv", "size": 120, "md5": "aa"},
@@ -52,7 +53,7 @@ def test_the_stage_url_is_read_from_desc_stage() -> None:
 
 def test_files_come_from_one_list_with_their_md5_as_version() -> None:
     sql = Statements()
-    root = ExternalStageRoot.open(STAGE, "s3://acme-landing/marketing/engagement", sql)
+    root = ExternalStageRoot.open(NAME, "s3://acme-landing/marketing/engagement", sql)
     assert root.path == "engagement"
     clicks = root.files(CLICKSTREAM.patterns)
     customers = root.files(CUSTOMERS.patterns)
@@ -61,7 +62,7 @@ def test_files_come_from_one_list_with_their_md5_as_version() -> None:
         ("clickstream/dt=2026-01-01/part-0000.jsonl.gz", 50, "bb"),
     ]
     assert [f.relpath for f in customers] == ["customers/customers_2026-01-01.csv"]
-    assert sql.seen == [f"DESC STAGE {STAGE}", f"LIST {STAGE}/engagement/", f"LIST {STAGE}/engagement/"]
+    assert sql.seen == [f"DESC STAGE {NAME}", f"LIST {STAGE}/engagement/", f"LIST {STAGE}/engagement/"]
     with pytest.raises(SourceError, match="read by Snowflake through stage"):
         root.read(clicks[0].relpath)
 
@@ -69,7 +70,7 @@ def test_files_come_from_one_list_with_their_md5_as_version() -> None:
 @pytest.mark.parametrize("url", ["s3://acme-landing/elsewhere", "s3://other-bucket/marketing"])
 def test_a_stage_that_does_not_hold_the_source_is_a_one_line_error(url: str) -> None:
     with pytest.raises(ConfigError, match="does not hold") as err:
-        ExternalStageRoot.open(STAGE, url, Statements())
+        ExternalStageRoot.open(NAME, url, Statements())
     assert "\n" not in str(err.value)
 
 
@@ -78,12 +79,12 @@ def test_a_missing_stage_is_a_one_line_error() -> None:
         raise RuntimeError("SQL compilation error:\nStage 'ENGAGEMENT.MARKETING.LANDING' does not exist")
 
     with pytest.raises(ConfigError, match="cannot be used .SQL compilation error: Stage .* does not exist") as err:
-        ExternalStageRoot.open(STAGE, "s3://acme-landing/marketing", fails)
+        ExternalStageRoot.open(NAME, "s3://acme-landing/marketing", fails)
     assert "\n" not in str(err.value) and "sql/02_stages.sql" in str(err.value)
 
 
 def test_clickstream_copies_lines_and_arrays_with_lineage_and_force() -> None:
-    root = ExternalStageRoot.open(STAGE, "s3://acme-landing/marketing/engagement", Statements())
+    root = ExternalStageRoot.open(NAME, "s3://acme-landing/marketing/engagement", Statements())
     files = root.files(CLICKSTREAM.patterns)
     lines, arrays = root.copy_statements(CLICKSTREAM, "RAW", files, "run-1", "2026-11-26 10:00:00")
     assert "FILES = ('engagement/clickstream/dt=2026-01-01/part-0000.jsonl.gz')" in lines
@@ -102,7 +103,7 @@ def test_clickstream_copies_lines_and_arrays_with_lineage_and_force() -> None:
 
 
 def test_customers_copy_flags_rows_without_five_fields() -> None:
-    root = ExternalStageRoot.open(STAGE, "s3://acme-landing/marketing", Statements())
+    root = ExternalStageRoot.open(NAME, "s3://acme-landing/marketing", Statements())
     files = root.files(tuple(p.replace("customers/", "engagement/customers/") for p in CUSTOMERS.patterns))
     assert files, "the customers file is listed"
     (statement,) = root.copy_statements(CUSTOMERS, "RAW", files, "r", "2026-11-26 10:00:00")
@@ -140,7 +141,7 @@ def test_the_external_stage_setting_is_an_identifier() -> None:
 
 
 def test_a_copy_result_names_its_file_by_url_or_by_path_in_the_stage() -> None:
-    root = ExternalStageRoot.open(STAGE, "s3://acme-landing/marketing/engagement", Statements())
+    root = ExternalStageRoot.open(NAME, "s3://acme-landing/marketing/engagement", Statements())
     rel = "clickstream/dt=2026-01-01/part-0000.jsonl.gz"
     assert root.relpath_of(f"s3://acme-landing/marketing/engagement/{rel}") == rel
     assert root.relpath_of(f"engagement/{rel}") == rel
