@@ -106,7 +106,8 @@ def test_a_key_pair_service_user_signs_a_jwt_with_its_key(tmp_path: Path, snowfl
     assert len(proc.stderr.strip().splitlines()) == 1 and "connection 'svc'" in proc.stderr
     assert PASSPHRASE not in proc.stdout + proc.stderr
     (_, login), *_ = snowflake.logins()
-    assert login["AUTHENTICATOR"] == "SNOWFLAKE_JWT" and login["SESSION_PARAMETERS"].items() >= SESSION_PARAMETERS.items()
+    assert login["AUTHENTICATOR"] == "SNOWFLAKE_JWT"
+    assert login["SESSION_PARAMETERS"].items() >= SESSION_PARAMETERS.items()
     # The token is signed by our key, for our user, naming the key's fingerprint as Snowflake expects.
     claims = jwt.decode(login["TOKEN"], key.public_key(), algorithms=["RS256"])
     der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
