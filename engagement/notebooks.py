@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -37,6 +37,8 @@ KERNEL = "engagement"
 KERNEL_DISPLAY_NAME = "Python (engagement)"
 CHAIN = ("01_ingest", "02_transform", "03_quality")
 EXPLORE = "explore"
+# Authenticators that open a browser to sign in (one sign-in per session the chain opens).
+BROWSER_AUTHENTICATORS = ("EXTERNALBROWSER", "OAUTH_AUTHORIZATION_CODE")
 # Parameters every pipeline notebook declares in its cell tagged ``parameters``.
 PARAMETERS = ("run_id", "run_date", "source", "engine", "warehouse", "connection", "checks", "notebook",
               "full_refresh", "workdir")
@@ -185,10 +187,34 @@ def parse_run_date(value: str | None) -> str:
         raise ConfigError(f"--run-date {value!r} is not a date: use YYYY-MM-DD") from None
 
 
+def browser_sign_in_warning(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
+    """One line for stderr when the chain's Snowflake connection signs in through a browser, else None.
+
+    Each notebook runs in a kernel of its own and opens its own session, and the chain opens the
+    run and closes it in sessions of their own: with ``externalbrowser`` each may ask for a browser
+    sign-in, which a scheduled run cannot answer (the connector reuses a cached SSO token only when
+    the account allows ID tokens, and on Linux only with ``client_store_temporary_credential = true``,
+    False by default: connector/connection.py, the EXTERNAL_BROWSER_AUTHENTICATOR branch).
+    Raises ConfigError, as opening the session would, when the connection cannot be resolved.
+    """
+    if settings.engine != "snowflake":
+        return None
+    from engagement.engines.snowflake_session import connection_authenticator
+
+    authenticator, label = connection_authenticator(settings, environ)
+    if authenticator not in BROWSER_AUTHENTICATORS:
+        return None
+    return (f"warning: {label} signs in through the browser (authenticator {authenticator.lower()}), and this chain "
+            f"opens {len(CHAIN) + 2} Snowflake sessions (one per notebook kernel, plus opening and closing the run): "
+            "each may ask you to sign in; for scheduled runs use key-pair auth (a SERVICE user, "
+            'authenticator = "SNOWFLAKE_JWT", private_key_file; see the README, Run it on Snowflake)')
+
+
 def validate(settings: Settings, output_dir: Path) -> Path:
     """Check what the notebooks will be given, before any kernel starts; return the notebooks' folder.
 
-    Each problem is a one-line ConfigError naming the flag.
+    Each problem is a one-line ConfigError naming the flag. A Snowflake connection that signs in
+    through a browser gets a one-line warning on stderr first (see :func:`browser_sign_in_warning`).
     """
     from engagement.check_file import load_checks
     from engagement.sources import check_root
@@ -196,6 +222,9 @@ def validate(settings: Settings, output_dir: Path) -> Path:
     if settings.engine == "snowpark-local":
         raise ConfigError("--engine snowpark-local keeps its tables in the memory of one process, and each notebook "
                           "runs in a process of its own; use --engine duckdb or snowflake")
+    warning = browser_sign_in_warning(settings)
+    if warning:  # before anything connects: the first sign-in would otherwise come unannounced
+        print(warning, file=sys.stderr, flush=True)
     if not (settings.engine == "snowflake" and settings.snowflake_external_stage and settings.source.startswith("s3://")):
         check_root(settings.source)  # through an external stage, the notebooks' engine checks it
     load_checks(settings.checks_file)
