@@ -277,15 +277,18 @@ def doctor(
         "--dmf", help="Snowflake: also check what sql/04_data_metric_functions.sql needs (EXECUTE DATA METRIC "
         "FUNCTION, SNOWFLAKE.DATA_METRIC_USER, CREATE DATA METRIC FUNCTION).")] = False,
 ) -> None:
-    """Check that a run can work, before the first one and whenever something breaks. Changes nothing.
+    """Check that a run can work: before the first run, and whenever something breaks. Changes nothing.
 
-    One line per item, PASS or FAIL (a FAIL line names the fix; SKIP: not checked because an item
-    it needs failed). DuckDB (duckdb): the warehouse file exists and opens read-only, who holds it when
-    it is locked, every model table with the model's columns, free disk space, the log folder.
-    Snowflake (snowflake): the connection used and where each setting came from (secrets show as
-    "(set)"), that it connects, the current role / warehouse / database / schema, the schema, the
-    stage ENGAGEMENT_STAGE and every table, each privilege a run needs (SHOW GRANTS on the role and
-    the roles it inherits), the external stage when ENGAGEMENT_SNOWFLAKE_EXTERNAL_STAGE is set.
+    One line per item: PASS, or FAIL with the fix (SKIP: not checked, because an item it needs failed).
+
+    DuckDB: the warehouse file exists and opens read-only; who holds it when it is locked;
+    every model table with the model's columns; free disk space; the log folder.
+
+    Snowflake: the connection and where each setting came from (secrets show as "(set)");
+    that it connects; the current role, warehouse, database and schema;
+    the stage ENGAGEMENT_STAGE and every table; each privilege a run needs
+    (SHOW GRANTS TO ROLE on the role, on each role granted to it, and on PUBLIC);
+    the external stage when ENGAGEMENT_SNOWFLAKE_EXTERNAL_STAGE is set; with --dmf, the DMF prerequisites.
 
     Exit code 0 when every item passed, 2 otherwise.
     """

@@ -137,7 +137,10 @@ def diagnose(flags: Mapping[str, Any], *, dmf: bool = False, session: Any = None
 
 
 def _all(engine_checks: Iterable[CheckResult], settings: Settings) -> Iterator[CheckResult]:
-    yield from engine_checks
+    try:
+        yield from engine_checks
+    except Exception as exc:  # every check guards itself; this is the last net
+        yield unexpected(settings.engine, exc)
     yield guarded("log folder", lambda: log_folder(settings.log_dir))
 
 

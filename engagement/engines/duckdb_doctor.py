@@ -156,11 +156,11 @@ def table_check(table: Table, found: dict[str, str] | None) -> CheckResult:
     return passed(name, f"all {len(table.columns)} columns of the model")
 
 
-def disk_check(path: Path) -> CheckResult:
+def disk_check(path: Path, min_free: int = MIN_FREE) -> CheckResult:
     """Free space on the file system that holds (or will hold) the warehouse."""
     folder, free = free_space(path.parent)
-    if free < MIN_FREE:
-        return failed("disk space", f"{gib(free)} free at {folder}, under {gib(MIN_FREE)} (a run grows "
+    if free < min_free:
+        return failed("disk space", f"{gib(free)} free at {folder}, under {gib(min_free)} (a run grows "
                       f"the file and spills to {path.name}.tmp/ beside it)",
                       "free space there, or pass --warehouse on a larger disk")
     return passed("disk space", f"{gib(free)} free at {folder}")

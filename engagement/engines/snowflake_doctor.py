@@ -56,6 +56,8 @@ def run_checks(settings: Settings, flags: Mapping[str, Any], *, dmf: bool = Fals
         yield passed("connection", "an open Snowpark session was given; its connection settings are not inspected")
     try:
         yield from account_checks(lambda sql: session.sql(sql).collect(), settings, dmf=dmf)
+    except Exception as exc:  # the account stopped answering mid-way
+        yield unexpected("account", exc)
     finally:
         if own:
             session.close()
@@ -101,7 +103,8 @@ def account_checks(run: RunSql, settings: Settings, *, dmf: bool) -> Iterator[Ch
     if not role:
         yield skipped("privileges", "there is no current role")
     elif expected_role and role != expected_role:
-        yield skipped("privileges", f"the session's role is {shown(role)}, not {shown(expected_role)}: fix the role first")
+        yield skipped("privileges", f"the session's role is {shown(role)}, not {shown(expected_role)}: "
+                      "fix the role first")
     else:
         yield from grant_checks(run, settings, role, context["WAREHOUSE"], tables_found, dmf=dmf)
     if settings.snowflake_external_stage:
@@ -109,10 +112,11 @@ def account_checks(run: RunSql, settings: Settings, *, dmf: bool) -> Iterator[Ch
 
 
 def current(run: RunSql, what: str) -> str | None:
-    """``SELECT CURRENT_<what>()``: the session's context (None when unset or unusable)."""
+    """``SELECT CURRENT_<what>()``: the session's context, as Snowflake names it (None when unset
+    or unusable). Not upper-cased: a role created as "my_role" is named exactly so in SHOW GRANTS."""
     rows = run(f"SELECT CURRENT_{what}()")
     value = rows[0][0] if rows else None
-    return object_name(value) if value else None
+    return str(value).strip('"') if value else None
 
 
 def context_check(name: str, value: str | None, expected: str | None, setting: str, user: str | None,
@@ -124,7 +128,8 @@ def context_check(name: str, value: str | None, expected: str | None, setting: s
         if name == "role":
             return failed(name, "the session has no current role", f"set {setting}, or role in the connection")
         if name == "warehouse":
-            return failed(name, f"the session has no current warehouse{f' ({want} is missing or not usable)' if want else ''}",
+            why = f" ({want} is missing or not usable)" if want else ""
+            return failed(name, f"the session has no current warehouse{why}",
                           f"set {setting} (sql/01_setup.sql creates ENGAGEMENT_WH), or warehouse in the connection, "
                           "and GRANT USAGE on it to the role")
         return failed(name, f"{want} does not exist or role {role or '?'} cannot use it",

@@ -108,8 +108,10 @@ def read_grants(run_sql: Callable[[str], Sequence[Any]], role: str) -> RoleGrant
             continue
         found.roles.append(current)
         for row in rows:
-            grant = Grant(str(_field(row, "privilege") or "").upper(), str(_field(row, "granted_on") or "").upper(),
-                          object_name(_field(row, "name")), current)
+            on, name = str(_field(row, "granted_on") or "").upper(), str(_field(row, "name") or "")
+            # a role is one name, shown as created; other objects are qualified (DB.SCHEMA.OBJECT)
+            grant = Grant(str(_field(row, "privilege") or "").upper(), on,
+                          name.strip('"') if on == "ROLE" else object_name(name), current)
             found.grants.append(grant)
             # USAGE on a ROLE: that role is granted to this one (OWNERSHIP of a role passes nothing on)
             if grant.on == "ROLE" and grant.privilege == "USAGE" and grant.name not in seen:
