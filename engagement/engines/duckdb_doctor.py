@@ -97,9 +97,10 @@ def open_check(path: Path, schema: str) -> tuple[DuckDBEngine | None, CheckResul
     except WarehouseLockedError as exc:
         pid = re.search(r"process (\d+)", str(exc))
         who = holder(int(pid.group(1))) if pid else "another process"
+        show = f" (`ps -o args= -p {pid.group(1)}` shows what it runs)" if pid else ""
         return None, failed(name, f"{path} is locked by {who}, which has it open for writing",
-                      "wait for it to finish (a run, or a script holding the file), or stop that process; "
-                      "`engagement status` shows the runs once it is free")
+                            f"wait for it to finish{show}, or stop it; a run waits up to "
+                            "ENGAGEMENT_DUCKDB_LOCK_WAIT seconds for it, then exits 3")
     except WarehouseError as exc:
         return None, failed(name, str(exc).removeprefix(f"cannot open warehouse {path}: "),
                             "check that --warehouse names a DuckDB file of this DuckDB version; else move it away")
@@ -109,13 +110,13 @@ def open_check(path: Path, schema: str) -> tuple[DuckDBEngine | None, CheckResul
 
 
 def holder(pid: int) -> str:
-    """``process 123 (its command line)`` when /proc tells, else ``process 123``."""
+    """``process 123 (python3)``: its program name when /proc tells, never its arguments (they
+    may hold a secret); ``ps -o args= -p 123`` shows them."""
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return f"process {pid}"
-    command = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
-    return f"process {pid} ({command[:120]})" if command else f"process {pid}"
+    return f"process {pid} ({name})" if name else f"process {pid}"
 
 
 def table_checks(engine: DuckDBEngine, schema: str) -> Iterator[CheckResult]:
