@@ -305,6 +305,41 @@ def status(
 
 
 @app.command()
+def doctor(
+    engine: EngineOpt = None,
+    warehouse: WarehouseOpt = None,
+    connection: ConnectionOpt = None,
+    dmf: Annotated[bool, typer.Option(
+        "--dmf", help="Snowflake: also check what sql/04_data_metric_functions.sql needs (EXECUTE DATA METRIC "
+        "FUNCTION, SNOWFLAKE.DATA_METRIC_USER, CREATE DATA METRIC FUNCTION).")] = False,
+) -> None:
+    """Check that a run can work: before the first run, and whenever something breaks. Changes nothing.
+
+    One line per item: PASS, or FAIL with the fix (SKIP: not checked, because an item it needs failed).
+
+    DuckDB: the warehouse file exists and opens read-only; who holds it when it is locked;
+    every model table with the model's columns; free disk space; the log folder.
+
+    Snowflake: the connection and where each setting came from (secrets show as "(set)");
+    that it connects; the current role, warehouse, database and schema;
+    the stage ENGAGEMENT_STAGE and every table; each privilege a run needs
+    (SHOW GRANTS TO ROLE on the role, on each role granted to it, and on PUBLIC);
+    the external stage when ENGAGEMENT_SNOWFLAKE_EXTERNAL_STAGE is set; with --dmf, the DMF prerequisites.
+
+    Exit code 0 when every item passed, 2 otherwise.
+    """
+
+    def work() -> int:
+        from engagement.doctor import diagnose, report
+
+        # load_settings, not _settings: the doctor does not create the log folder it checks
+        flags = {"engine": engine, "warehouse": warehouse, "snowflake_connection": connection}
+        return report(diagnose(flags, dmf=dmf), write=lambda line: print(line, flush=True))
+
+    raise typer.Exit(_guard(work))
+
+
+@app.command()
 def dashboard(
     port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="Port to serve on.")] = 8501,
     address: Annotated[str, typer.Option(

@@ -6,13 +6,34 @@ Snowflake libraries load only for the Snowflake engines.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from engagement.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from engagement.config import Settings
+    from engagement.doctor import CheckResult
     from engagement.engines.base import Engine
+
+    DoctorChecks = Callable[..., Iterator[CheckResult]]
+
+# `engagement doctor` per engine: the module whose run_checks(settings, flags, *, dmf, session)
+# yields its CheckResults. Imported only when chosen, like the engines themselves.
+DOCTORS: dict[str, str] = {
+    "duckdb": "engagement.engines.duckdb_doctor",
+    "snowflake": "engagement.engines.snowflake_doctor",
+}
+
+
+def doctor_for(engine: str) -> DoctorChecks:
+    """The doctor checks of ``engine``; a ConfigError for an engine that has none."""
+    module = DOCTORS.get(engine)
+    if module is None:
+        raise ConfigError(f"engagement doctor checks {' or '.join(DOCTORS)}, not {engine!r} "
+                          "(snowpark-local keeps nothing to check); use --engine duckdb or snowflake")
+    return importlib.import_module(module).run_checks
 
 
 def create_engine(settings: Settings, *, read_only: bool = False) -> Engine:

@@ -67,7 +67,9 @@ class Catalog:
     """What the offline account holds: the session's context, objects and grants.
 
     ``tables`` maps ``DB.SCHEMA.TABLE`` (upper case) to its columns as ``(NAME, SQL type)``.
-    ``grants`` are ``(privilege, object type, object name)`` held by ``role``.
+    ``grants`` are ``(privilege, object type, object name)`` held by ``role``; ``role_grants``
+    those of other roles (``("USAGE", "ROLE", name)`` in ``grants`` grants role ``name`` to
+    ``role``, as SHOW GRANTS shows it; ``"PUBLIC"`` is the role every role inherits).
     """
 
     account: str = "OFFLINE"
@@ -82,6 +84,7 @@ class Catalog:
     stages: dict[str, str] = field(default_factory=dict)  # DB.SCHEMA.STAGE -> URL ('' internal)
     stage_files: dict[str, list[tuple[str, int, str]]] = field(default_factory=dict)  # stage -> (url, size, md5)
     grants: set[tuple[str, str, str]] = field(default_factory=set)
+    role_grants: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)
 
     @classmethod
     def from_model(cls, database: str = "ENGAGEMENT", schema: str = "MARKETING", **kwargs: Any) -> Catalog:
@@ -99,6 +102,8 @@ class Catalog:
             ("CREATE FILE FORMAT", "SCHEMA", f"{db}.{sch}"),
             ("READ", "STAGE", f"{db}.{sch}.ENGAGEMENT_STAGE"), ("WRITE", "STAGE", f"{db}.{sch}.ENGAGEMENT_STAGE"),
         }
+        # sql/03_tables.sql runs as the role, which therefore owns the tables
+        catalog.grants |= {("OWNERSHIP", "TABLE", name) for name in catalog.tables}
         return catalog
 
     def schema_for_sqlglot(self) -> dict[str, Any]:
@@ -251,8 +256,8 @@ class Answers:
 
     def _show_grants(self, m: re.Match[str]) -> Answer:
         role = _name(m.group(1))
-        rows = [("", privilege, kind, name, "ROLE", role, "false", "SYSADMIN")
-                for privilege, kind, name in sorted(self.catalog.grants)] if role == self.catalog.role else []
+        held = self.catalog.grants if role == self.catalog.role else self.catalog.role_grants.get(role, set())
+        rows = [("", privilege, kind, name, "ROLE", role, "false", "SYSADMIN") for privilege, kind, name in sorted(held)]
         return _text_answer(["created_on", "privilege", "granted_on", "name", "granted_to", "grantee_name",
                              "grant_option", "granted_by"], rows)
 
