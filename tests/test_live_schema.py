@@ -193,6 +193,7 @@ def test_with_a_connection_the_contract_tests_are_collected_on_snowflake_only() 
     items = [line for line in proc.stdout.splitlines() if "::" in line]
     params = [m.group(1).split("-") for i in items if (m := re.search(r"\[(.*)\]$", i))]
     assert params and all("snowflake" in p and "duckdb" not in p for p in params), items
+    assert "tests/test_live_snowflake.py::test_snowflake_agrees_with_duckdb_on_every_column[snowflake]" in items
     assert any(i.startswith("tests/test_merge.py::") for i in items)
 
 
