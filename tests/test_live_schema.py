@@ -153,7 +153,7 @@ def test_a_schema_without_tables_costs_one_show() -> None:
     assert _sent(connection) == [f"SHOW TABLES IN SCHEMA {Q_FRESH}"]
 
 
-# -- how pytest sees the live engine (subprocesses: the selection happens at import) ----
+# -- how pytest and make see the live engine (subprocesses: the selection happens at import) ----
 
 CONTRACT = ["tests/test_merge.py", "tests/test_live_snowflake.py"]
 
@@ -207,3 +207,22 @@ def test_a_connection_that_cannot_be_opened_stops_the_live_run_after_one_error_l
     assert "Traceback" not in proc.stdout + proc.stderr
     message = [line for line in proc.stdout.splitlines() if line.startswith("live tests: ")]
     assert message and "Snowflake connection not found" in message[0], proc.stdout
+
+
+def test_make_test_live_without_a_connection_stops_before_anything_in_one_line() -> None:
+    proc = _run(["make", "--no-print-directory", "test-live"])
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    assert "make test-live: set ENGAGEMENT_TEST_SNOWFLAKE_CONNECTION" in line, line
+
+
+def test_make_test_live_runs_the_contract_modules_on_snowflake() -> None:
+    proc = _run(["make", "--no-print-directory", "-n", "test-live", "ENGAGEMENT_TEST_SNOWFLAKE_CONNECTION=nowhere"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (command,) = [line for line in proc.stdout.splitlines() if "-m pytest" in line]
+    assert command.startswith("ENGAGEMENT_TEST_ENGINES=snowflake "), command
+    for module in ("test_rules_customers.py", "test_rules_clickstream.py", "test_merge.py", "test_incremental.py",
+                   "test_check_types.py", "test_check_history_types.py", "test_live_snowflake.py"):
+        assert f"tests/{module}" in command.split(), module
+    assert "-n" not in command.split()  # one session, one pair of schemas
