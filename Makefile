@@ -14,7 +14,7 @@ START ?= $(shell $(PYTHON) -c 'import datetime as d; print(d.date.today() - d.ti
 # make bench BENCH_ARGS="--sizes 1000000 --skip-pandas --work /tmp/my-bench" narrows a run
 BENCH_ARGS ?=
 
-.PHONY: setup demo dashboard test bench bench-dashboard clean help
+.PHONY: setup demo dashboard test test-live bench bench-dashboard clean help
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -42,6 +42,18 @@ dashboard: setup  ## Serve the monitoring dashboard on http://127.0.0.1:8501 (af
 
 test: setup  ## Run the test suite
 	$(BIN)/python -m pytest -n auto
+
+# The engine contract tests, for make test-live (serial: one session, one pair of throwaway schemas).
+LIVE_TESTS ?= tests/test_rules_customers.py tests/test_rules_clickstream.py tests/test_merge.py \
+	tests/test_incremental.py tests/test_check_types.py tests/test_check_history_types.py tests/test_live_snowflake.py
+ifneq ($(filter test-live,$(MAKECMDGOALS)),)
+ifeq ($(strip $(ENGAGEMENT_TEST_SNOWFLAKE_CONNECTION)),)
+$(error make test-live: set ENGAGEMENT_TEST_SNOWFLAKE_CONNECTION to a connection name in connections.toml (README, Live tests))
+endif
+endif
+
+test-live: setup  ## The contract tests on your Snowflake account: ENGAGEMENT_TEST_SNOWFLAKE_CONNECTION=<name> make test-live
+	ENGAGEMENT_TEST_ENGINES=snowflake $(BIN)/python -m pytest $(LIVE_TESTS)
 
 $(VENV)/.bench-extra: pyproject.toml | $(BIN)/engagement
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
