@@ -515,7 +515,9 @@ class SnowparkEngine:
 
     def _table_pass(self, table: str, checks: Sequence[Check]) -> tuple[list[Any], int]:
         """One aggregate over ``table`` measuring every check in ``checks``: their values and the row count."""
-        row = self._table(table).agg(*[self._measure(c) for c in checks], F.count(lit(1))).collect()[0]
+        # Each measure named: two checks may measure the same expression (row counts).
+        row = self._table(table).agg(*[self._measure(c).alias(f"_M{i}") for i, c in enumerate(checks)],
+                                     F.count(lit(1)).alias("_ROWS")).collect()[0]
         *values, total = list(row)
         return [_count(v) if c.type is not CheckType.FRESHNESS else (None if _missing(v) else v)
                 for c, v in zip(checks, values, strict=True)], _count(total)
