@@ -176,7 +176,8 @@ def throwaway_schemas(session: Session, database: str, base: str) -> Iterator[Li
     role may not) is never dropped: only what this function created is.
     """
     from engagement.engines.snowflake_ddl import ident, qualified
-    from engagement.engines.snowpark import STAGE, SnowparkEngine
+    from engagement.engines.snowflake_backend import STAGE
+    from engagement.engines.snowpark import SnowparkEngine
     from engagement.identifiers import validate
 
     validate(database, "ENGAGEMENT_TEST_SNOWFLAKE_DATABASE")

@@ -21,7 +21,8 @@ from snowflake.connector.cursor import ResultMetadata
 from snowflake.snowpark.exceptions import SnowparkSQLException
 
 from engagement.engines.snowflake_ddl import create_table_sql
-from engagement.engines.snowflake_recorder import FIXED, TEXT, ProgrammingError, RecordingConnection, offline_session
+from engagement.engines.snowflake_catalog import FIXED, TEXT, ProgrammingError
+from engagement.engines.snowflake_recorder import RecordingConnection, offline_session
 from engagement.exceptions import ConfigError
 from engagement.model import TABLES
 from tests.conftest import empty_tables, live_schema_name, throwaway_schemas
@@ -32,8 +33,9 @@ Q_BASE, Q_FRESH = f'"ENGAGEMENT"."{BASE}"', f'"ENGAGEMENT"."{BASE}_FRESH"'
 
 
 def _sent(connection: RecordingConnection) -> list[str]:
-    """The statements the client ran (describes left out), whitespace collapsed."""
-    return [" ".join(s.sql.split()) for s in connection.statements if not s.describe]
+    """The statements the client ran (describes and query tags left out), whitespace collapsed."""
+    return [" ".join(s.sql.split()) for s in connection.statements
+            if not s.describe and not s.sql.lower().startswith("alter session set query_tag")]
 
 
 def _fail_on(connection: RecordingConnection, pattern: str, message: str) -> None:
@@ -206,7 +208,7 @@ def test_a_connection_that_cannot_be_opened_stops_the_live_run_after_one_error_l
     assert "1 error" in proc.stdout and "passed" not in proc.stdout, proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
     message = [line for line in proc.stdout.splitlines() if line.startswith("live tests: ")]
-    assert message and "Snowflake connection not found" in message[0], proc.stdout
+    assert message and "Snowflake connection" in message[0] and "not found" in message[0], proc.stdout
 
 
 def test_make_test_live_without_a_connection_stops_before_anything_in_one_line() -> None:

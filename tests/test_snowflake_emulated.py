@@ -14,7 +14,6 @@ where fakesnow's translation differs from them (that is `make test-live`).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
