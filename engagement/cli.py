@@ -185,9 +185,7 @@ def plan(
 ) -> None:
     """Print every SQL statement `engagement run --engine snowflake` would issue, in order, without connecting.
 
-    The statements come from the real Snowpark client on the production code path, recorded
-    offline (no network, no account): for an admin deciding on grants, or a reviewer diffing
-    two versions. A `-- step:` line precedes each step. Row counts are unknown in a plan.
+    The statements come from the real Snowpark client on the production code path, recorded offline (no network, no account): for an admin deciding on grants, or a reviewer diffing two versions. A `-- step:` line precedes each step; --engine may only be snowflake (the default here). Row counts are unknown in a plan.
     """
 
     def work() -> None:
