@@ -30,7 +30,9 @@ from tests.conftest import CSV_HEADER, PARITY_SOURCE, write_files
 GOLDEN = Path(__file__).parent / "golden"
 RUN_ID = "20261201T053000Z-abc123"
 MTIME_NS = 1_764_547_200_000_000_000  # 2025-12-01: a fixed version for every source file
-DDL = re.compile(r"\s*(CREATE|ALTER|DROP|UNDROP|GRANT|REVOKE|COMMENT|TRUNCATE)\b", re.I)
+# Inside BEGIN ... COMMIT only DML and queries: DDL commits the open transaction, and PUT / REMOVE
+# are neither, nor can they be rolled back (docs: sql-reference/transactions).
+DDL = re.compile(r"\s*(CREATE|ALTER|DROP|UNDROP|GRANT|REVOKE|COMMENT|TRUNCATE|PUT|REMOVE)\b", re.I)
 SECRET = "hunter2-never-in-a-plan"
 
 
@@ -272,3 +274,21 @@ def test_plan_command_prints_offline_and_refuses_other_engines(tmp_path: Path) -
     proc = subprocess.run([sys.executable, "-m", "engagement", "plan", "--engine", "duckdb", "--source", "src"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_log_write_past_the_literal_limit_is_split_in_one_transaction() -> None:
+    from engagement.engines import snowpark
+    from engagement.engines.snowpark import SnowparkEngine
+    from engagement.model import LOADED_FILES
+
+    connection = RecordingConnection()
+    engine = SnowparkEngine(offline_session(connection), database="ENGAGEMENT", schema="MARKETING")
+    rows = [{"source_table": "raw_clickstream_events", "source_file": f"clickstream/{i:05d}-{'x' * 150}.jsonl",
+             "size": i, "version": str(i), "run_id": RUN_ID, "state": "INGESTED", "loaded_at": None}
+            for i in range(4000)]  # about 1 MB of rows
+    engine.write_log(LOADED_FILES, rows, key=("source_table", "source_file"))
+    sent = [s.sql for s in connection.statements if not s.describe]
+    merges = [s for s in sent if s.lstrip().startswith("MERGE")]
+    assert len(merges) >= 2 and all(len(s) < 2 * snowpark.LITERAL_BYTES for s in merges)
+    assert sent.index("BEGIN") < sent.index(merges[0]) and sent.index(merges[-1]) < sent.index("COMMIT")
+    assert len(connection.answers.logs.rows["LOADED_FILES"]) == 4000

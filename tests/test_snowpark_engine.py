@@ -59,20 +59,38 @@ SECOND = {
 def test_error_after_the_first_file_leaves_every_table_as_it_was(local, tmp_path):
     run_pipeline(local, write_files(tmp_path / "one", FIRST))
     before = snapshot(local)
-    seen = []
 
     def boom(file, records):
-        # The raw table holds the first run's rows no more (truncated; this run's are written
-        # once all files are read, like the one COPY): only a restore can bring them back.
-        seen.append([(r["source_file"], r["customer_id"]) for r in rows(local, RAW_C)])
+        # Files are read (and, on Snowflake, PUT) before the step's transaction opens.
         raise RuntimeError("disk on fire")
 
     result = run_pipeline(local, write_files(tmp_path / "two", SECOND), observer=Observer(file_loaded=boom))
     assert result.status == "ERROR" and "disk on fire" in result.error
-    assert seen == [[]] and before[RAW_C]
     assert snapshot(local) == before
     (step,) = [s for s in result.steps if s.step == "ingest"]
     assert (step.table_name, step.status) == (RAW_C, "ERROR")
+
+
+def test_error_after_the_load_inside_the_step_leaves_every_table_as_it_was(local, tmp_path, monkeypatch):
+    from engagement.engines.snowpark_local import LocalRawLoader
+
+    run_pipeline(local, write_files(tmp_path / "one", FIRST))
+    before = snapshot(local)
+    finish = LocalRawLoader.finish
+    seen = []
+
+    def load_then_fail(self, expected):
+        finish(self, expected)
+        # The raw table now holds this run's rows only (truncated, then loaded, like the COPY):
+        # only the rollback can bring the first run's back.
+        seen.append(sorted(r["source_file"] for r in rows(local, RAW_C)))
+        raise RuntimeError("connection lost after COPY")
+
+    monkeypatch.setattr(LocalRawLoader, "finish", load_then_fail)
+    result = run_pipeline(local, write_files(tmp_path / "two", SECOND))
+    assert result.status == "ERROR" and "connection lost after COPY" in result.error
+    assert seen == [["customers/a.csv", "customers/a.csv", "customers/b.csv"]]  # the second run's records
+    assert snapshot(local) == before
 
 
 def test_error_after_the_merge_statement_leaves_the_target_as_it_was(local, tmp_path, monkeypatch):

@@ -39,6 +39,7 @@ from snowflake.snowpark.exceptions import SnowparkSQLException
 from snowflake.snowpark.functions import col, lit
 
 from engagement.config import canonical_size
+from engagement.engines.snowflake_ddl import TYPES as SQL_TYPES
 from engagement.engines.snowflake_ddl import add_column_sql, columns_query, create_table_sql, qualified
 from engagement.engines.snowpark_types import TYPES
 from engagement.exceptions import ConfigError, WarehouseError
@@ -56,24 +57,38 @@ def row_value(row: Row, name: str) -> Any:
 
 
 class RawLoader(Protocol):
+    """Loads one raw table: ``add`` each file's records, ``upload`` before the step's transaction,
+    ``finish`` inside it, ``cleanup`` after it (committed or not)."""
+
     def add(self, records: pa.Table) -> None: ...
+
+    def upload(self) -> None: ...
 
     def finish(self, expected: int) -> None: ...
 
+    def cleanup(self) -> None: ...
+
 
 class StageLoader:
-    """Each file's records as Parquet in a local folder, then ONE PUT of the whole folder, ONE
-    COPY INTO and ONE REMOVE, so the statements of a load do not grow with its files.
+    """Each file's records as Parquet in a local folder, then ONE PUT of the whole folder (before
+    the transaction), ONE COPY INTO (inside it) and ONE REMOVE (after it), so the statements of a
+    load do not grow with its files.
 
-    The folder in the stage is new for every attempt (``<run_id>/<raw table>/<token>/``), so a
-    retried ingest never loads an earlier attempt's files, and it is removed afterwards,
-    loaded or not.
+    PUT and REMOVE stay outside ``BEGIN`` … ``COMMIT``: an explicit transaction "should contain
+    only DML statements and query statements" (sql-reference/transactions), and neither can be
+    rolled back. The folder in the stage is new for every attempt (``<run_id>/<raw table>/<token>/``),
+    so a retried ingest never loads an earlier attempt's files.
+
+    The COPY names each column (``$1:"name"::TYPE``) instead of MATCH_BY_COLUMN_NAME, which fails
+    on an empty Parquet string ("an empty column value (for example, "col1": "") produces an
+    error": sql-reference/sql/copy-into-table) — and an empty CSV field is one.
     """
 
-    def __init__(self, session: Session, table_name: str, stage_dir: str) -> None:
-        self.session, self.table_name, self.stage_dir = session, table_name, stage_dir
+    def __init__(self, session: Session, table: Table, table_name: str, stage_dir: str) -> None:
+        self.session, self.table, self.table_name, self.stage_dir = session, table, table_name, stage_dir
         self.tmp = tempfile.TemporaryDirectory(prefix="engagement-stage-")
         self.files = 0
+        self.uploaded = False
 
     def add(self, records: pa.Table) -> None:
         """Write one file's records as Parquet, to be PUT with the others."""
@@ -82,7 +97,10 @@ class StageLoader:
         self.files += 1
         pq.write_table(records, Path(self.tmp.name) / f"{self.files:05d}.parquet")
 
-    def _put(self) -> None:
+    def upload(self) -> None:
+        """PUT every Parquet file in one statement."""
+        if not self.files:
+            return
         pattern = (Path(self.tmp.name) / "*.parquet").as_posix()
         try:
             self.session.file.put(pattern, self.stage_dir, auto_compress=False, overwrite=True, parallel=4)
@@ -92,31 +110,33 @@ class StageLoader:
                     f"stage {self.stage_dir.split('/')[0]} does not exist; run {STAGE_SCRIPT} once to create it"
                 ) from None
             raise
+        self.uploaded = True
 
     def finish(self, expected: int) -> None:
-        """PUT the Parquet files and COPY them into the raw table; raise unless every record arrived."""
+        """COPY the uploaded files into the raw table; raise unless every record arrived."""
         loaded = 0
-        try:
-            if self.files:
-                self._put()
-                try:
-                    # INFER_SCHEMA off: the reader adds no transformations of its own, and
-                    # MATCH_BY_COLUMN_NAME maps the Parquet columns onto the (upper-case) columns.
-                    result = (
-                        self.session.read.option("INFER_SCHEMA", False).option("USE_LOGICAL_TYPE", True)
-                        .parquet(self.stage_dir)
-                        .copy_into_table(self.table_name, match_by_column_name="CASE_INSENSITIVE", force=True)
-                    )
-                finally:
-                    self.session.sql(f"REMOVE {self.stage_dir}").collect()
-                loaded = sum(int(row_value(r, "rows_loaded") or 0) for r in result)
-        finally:
-            self.tmp.cleanup()
+        if self.uploaded:
+            columns = [c.name for c in self.table.columns]
+            result = (
+                self.session.read.option("INFER_SCHEMA", False).option("USE_LOGICAL_TYPE", True)
+                .parquet(self.stage_dir)
+                .copy_into_table(self.table_name, target_columns=columns, force=True, transformations=[
+                    F.sql_expr(f'$1:"{c.name}"::{SQL_TYPES[c.type]}') for c in self.table.columns])
+            )
+            loaded = sum(int(row_value(r, "rows_loaded") or 0) for r in result)
         if loaded != expected:
             raise WarehouseError(
                 f"COPY INTO {self.table_name} loaded {loaded} rows from {self.stage_dir} but {expected} "
                 "records were read; the load was rolled back"
             )
+
+    def cleanup(self) -> None:
+        """REMOVE the attempt's folder from the stage and the local files, loaded or not."""
+        try:
+            if self.uploaded:
+                self.session.sql(f"REMOVE {self.stage_dir}").collect()
+        finally:
+            self.tmp.cleanup()
 
 
 def _jsonable(value: Any) -> Any:
@@ -216,7 +236,7 @@ class SnowflakeBackend:
 
     def raw_loader(self, run_id: str, raw: Table, database: str, schema: str) -> RawLoader:
         stage_dir = f"@{qualified(database, schema, STAGE)}/{run_id}/{raw.name}/{secrets.token_hex(4)}/"
-        return StageLoader(self.session, qualified(database, schema, raw), stage_dir)
+        return StageLoader(self.session, raw, qualified(database, schema, raw), stage_dir)
 
     def values(self, table: Table, data: Sequence[Sequence[Any]]) -> DataFrame:
         """``data`` (rows in the table's column order) as a frame of one statement whatever its size:

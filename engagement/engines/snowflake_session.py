@@ -60,8 +60,8 @@ if TYPE_CHECKING:
 SESSION_PARAMETERS: dict[str, str] = {
     "DATE_INPUT_FORMAT": "YYYY-MM-DD",
     "TIMESTAMP_INPUT_FORMAT": "AUTO",
-    "TIMESTAMP_TZ_INPUT_FORMAT": "AUTO",
-}
+}  # no TIMESTAMP_TZ_INPUT_FORMAT: the parameter index has none, and TIMESTAMP_INPUT_FORMAT is
+# the default format of every timestamp conversion (sql-reference/functions/to_timestamp)
 
 # Environment variables read when no connection name is given (Snowflake CLI names).
 ENV_PARAMS = {

@@ -65,6 +65,9 @@ from engagement.sources import SourceFile
 
 log = logging.getLogger("engagement")
 BIGINT_MAX = 2**63 - 1
+# Rows per log write go in one JSON literal up to this size; Snowflake advises at most 1 MB of
+# query text per statement, literals included (docs: user-guide/query-size-limits).
+LITERAL_BYTES = 500_000
 __all__ = ["NTZ", "TYPES", "SnowparkEngine", "struct_type"]
 
 
@@ -216,22 +219,34 @@ class SnowparkEngine:
         """Truncate and load ``source.raw`` from ``files``; append this run's rejects; count both."""
         raw = source.raw
         reader = read_csv_records if source.format is SourceFormat.CSV else read_json_records
-        read = 0
-        with self._step(run.run_id, f"ingest:{raw.name}", [raw, REJECTED], resize=True):
-            self._table(raw).delete()
-            if files and isinstance(files[0].root, ExternalStageRoot):
+        step = f"ingest:{raw.name}"
+        if files and isinstance(files[0].root, ExternalStageRoot):
+            with self._step(run.run_id, step, [raw, REJECTED], resize=True):
+                self._table(raw).delete()
                 read = self._copy_from_stage(run, source, files[0].root, files, on_file)
-            else:
-                loader = self.backend.raw_loader(run.run_id, raw, self.database, self.schema)
-                for file in files:
-                    records = self._with_lineage(reader(file.read_bytes()), file, run)
-                    loader.add(records)
-                    read += records.num_rows
-                    if on_file:
-                        on_file(file, read)
+                self._append_rejects(run, source)
+                rejected = self._rejected_counts(run, raw)
+            return IngestCounts(raw.name, files=len(files), read=read, rejected=rejected)
+        # The files are read and staged before the transaction (PUT is no DML) and the staged
+        # copy removed after it, committed or not (see snowflake_backend.StageLoader).
+        read = 0
+        loader = self.backend.raw_loader(run.run_id, raw, self.database, self.schema)
+        try:
+            for file in files:
+                records = self._with_lineage(reader(file.read_bytes()), file, run)
+                loader.add(records)
+                read += records.num_rows
+                if on_file:
+                    on_file(file, read)
+            self._tag(run.run_id, step)
+            loader.upload()
+            with self._step(run.run_id, step, [raw, REJECTED], resize=True):
+                self._table(raw).delete()
                 loader.finish(read)
-            self._append_rejects(run, source)
-            rejected = self._rejected_counts(run, raw)
+                self._append_rejects(run, source)
+                rejected = self._rejected_counts(run, raw)
+        finally:
+            loader.cleanup()
         return IngestCounts(raw.name, files=len(files), read=read, rejected=rejected)
 
     def _append_rejects(self, run: RunContext, source: Source) -> None:
@@ -554,16 +569,28 @@ class SnowparkEngine:
     def write_log(self, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str] = ()) -> None:
         """Append ``rows`` to a log table; with ``key``, replace rows having the same key.
 
-        One statement whatever the number of rows, atomic by itself (no transaction, no
-        temporary table): an INSERT, or with ``key`` a MERGE that updates the rows with the
-        same key and inserts the others. A key given twice in ``rows`` keeps its last row.
+        One statement, atomic by itself (no transaction, no temporary table): an INSERT, or with
+        ``key`` a MERGE that updates the rows with the same key and inserts the others, of the
+        rows as one JSON literal. Past ``LITERAL_BYTES`` of rows (some 2,500 files' bookkeeping)
+        the rows are split, one statement each, in one transaction. A key given twice in
+        ``rows`` keeps its last row.
         """
         if not rows:
             return
         if key:
             rows = list({tuple(_plain(r.get(k)) for k in key): r for r in rows}.values())
         data = [[_plain(row.get(c)) for c in table.column_names] for row in rows]
-        self._tag(next((r.get("run_id") for r in rows if r.get("run_id")), None), f"log:{table.name}")
+        run_id = next((r.get("run_id") for r in rows if r.get("run_id")), None)
+        chunks = list(_by_size(data, LITERAL_BYTES))
+        if len(chunks) == 1:
+            self._tag(run_id, f"log:{table.name}")
+            self._write_values(table, chunks[0], key)
+            return
+        with self._step(run_id, f"log:{table.name}", [table]):  # several statements: one transaction
+            for chunk in chunks:
+                self._write_values(table, chunk, key)
+
+    def _write_values(self, table: Table, data: Sequence[Sequence[Any]], key: Sequence[str]) -> None:
         values = self.backend.values(table, data)
         if not key:
             values.write.save_as_table(self._name(table), mode="append", column_order="name")
@@ -633,6 +660,20 @@ def _all(conditions: Iterable[Column]) -> Column:
     for c in items[1:]:
         out = out & c
     return out
+
+
+def _by_size(rows: Sequence[Sequence[Any]], limit: int) -> Iterator[Sequence[Sequence[Any]]]:
+    """``rows`` in consecutive chunks whose JSON text stays under ``limit`` bytes (one row at least)."""
+    chunk: list[Sequence[Any]] = []
+    size = 0
+    for row in rows:
+        n = len(json.dumps(row, default=str))
+        if chunk and size + n > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += n
+    yield chunk
 
 
 def _missing(value: Any) -> bool:

@@ -285,6 +285,12 @@ class LocalRawLoader:
         if records.num_rows:
             self.batches.append(records)
 
+    def upload(self) -> None:
+        """Nothing to upload: the records stay in memory."""
+
+    def cleanup(self) -> None:
+        """Nothing staged to remove."""
+
     def finish(self, expected: int) -> None:
         """Append every kept record to the table in one write."""
         if not self.batches:
