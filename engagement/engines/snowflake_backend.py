@@ -37,6 +37,7 @@ import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame, Row, Session
 from snowflake.snowpark.exceptions import SnowparkSQLException
 from snowflake.snowpark.functions import col, lit
+from snowflake.snowpark.types import DataType
 
 from engagement.config import canonical_size
 from engagement.engines.snowflake_ddl import TYPES as SQL_TYPES
@@ -182,6 +183,12 @@ class SnowflakeBackend:
 
     def filtered(self, frame: DataFrame, condition: Column) -> DataFrame:
         return frame.filter(condition)
+
+    def is_null_number(self, column: Column) -> Column:
+        return column.is_null()
+
+    def nullable(self, column: Column, data_type: DataType) -> Column:
+        return column
 
     @contextmanager
     def transaction(self, tables: Sequence[Sequence[str]], resize: bool) -> Iterator[None]:

@@ -123,7 +123,6 @@ class SnowparkEngine:
         self.database, self.schema = database, schema
         self.backend: SnowflakeBackend | LocalBackend = LocalBackend(session) if local \
             else SnowflakeBackend(session, load_size)
-        self.local = self.backend.local
         self.load_size = load_size
         self.external_stage = external_stage
         self.name = self.backend.name
@@ -634,7 +633,7 @@ class SnowparkEngine:
 
         self._tag(None, f"read:{'+'.join(query.tables)}")
         try:
-            rows = aggregate_rows(query, self._table, self._filtered, local=self.local)
+            rows = aggregate_rows(query, self._table, self.backend)
         except SnowparkSQLException as exc:
             if "does not exist" not in str(exc).lower():
                 raise

@@ -9,14 +9,14 @@ NULL never reaches an operator (see ``_condition``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import snowflake.snowpark.functions as F
 from snowflake.snowpark import Column, DataFrame
+from snowflake.snowpark.types import DataType
 from snowflake.snowpark.functions import col, lit
 
 from engagement.aggregate import Aggregate, Condition, Fn, Grain, Measure, Op
-from engagement.engines import snowpark_local
 from engagement.engines.snowpark import _all
 from engagement.engines.snowpark_types import TYPES
 from engagement.model import ColumnType
@@ -28,12 +28,22 @@ def _literal(value: Any, kind: ColumnType) -> Column:
     return lit(value).cast(TYPES[kind])
 
 
-def _condition(query: Aggregate, c: Condition, local: bool) -> Column:
+class Backend(Protocol):
+    """What the aggregates need from :mod:`engagement.engines.snowflake_backend` or its local twin."""
+
+    def filtered(self, frame: DataFrame, condition: Column) -> DataFrame: ...
+
+    def is_null_number(self, column: Column) -> Column: ...
+
+    def nullable(self, column: Column, data_type: DataType) -> Column: ...
+
+
+def _condition(query: Aggregate, c: Condition, backend: Backend) -> Column:
     """The condition as a boolean that is never NULL: a comparison with NULL is false, as in a WHERE."""
     column = col(c.column)
     kind = query.column_type(c.column)
     numeric = kind in (ColumnType.BIGINT, ColumnType.DOUBLE)
-    missing = snowpark_local.is_null(column) if local and numeric else column.is_null()
+    missing = backend.is_null_number(column) if numeric else column.is_null()
     if c.op is Op.IS_NULL:
         return missing
     if c.op is Op.NOT_NULL:
@@ -56,16 +66,16 @@ def _condition(query: Aggregate, c: Condition, local: bool) -> Column:
     return F.iff(missing, lit(False), test)
 
 
-def _measure_input(query: Aggregate, m: Measure, local: bool) -> Column | None:
+def _measure_input(query: Aggregate, m: Measure, backend: Backend) -> Column | None:
     """What the measure aggregates, as a column of its own: the column, NULL where ``where``
     does not hold; 1/0 for a count of matching rows; None for a plain row count."""
     if m.column is None:
         if not m.where:
             return None
-        return F.iff(_all(_condition(query, c, local) for c in m.where), lit(1), lit(0))
+        return F.iff(_all(_condition(query, c, backend) for c in m.where), lit(1), lit(0))
     if not m.where:
         return col(m.column)
-    keep = _all(_condition(query, c, local) for c in m.where)
+    keep = _all(_condition(query, c, backend) for c in m.where)
     return F.iff(keep, col(m.column), lit(None).cast(TYPES[query.column_type(m.column)]))
 
 
@@ -79,26 +89,16 @@ def _measure(m: Measure, value: Column | None) -> Column:
     return FUNCTIONS[m.fn](value).alias(m.name)
 
 
-def aggregate_rows(
-    query: Aggregate,
-    table: Callable[[str], DataFrame],
-    filtered: Callable[[DataFrame, Column], DataFrame],
-    local: bool = False,
-) -> list[tuple[Any, ...]]:
-    """Run ``query``; ``table`` opens a model table, ``filtered`` filters a frame (see snowpark_local),
-    ``local`` says the session is Snowpark local testing."""
-    return [tuple(row) for row in aggregate_frame(query, table, filtered, local).collect()]
+def aggregate_rows(query: Aggregate, table: Callable[[str], DataFrame], backend: Backend) -> list[tuple[Any, ...]]:
+    """Run ``query``; ``table`` opens a model table; ``backend`` filters frames and says how NULL
+    looks (see snowpark_local)."""
+    return [tuple(row) for row in aggregate_frame(query, table, backend).collect()]
 
 
-def aggregate_frame(
-    query: Aggregate,
-    table: Callable[[str], DataFrame],
-    filtered: Callable[[DataFrame, Column], DataFrame],
-    local: bool = False,
-) -> DataFrame:
+def aggregate_frame(query: Aggregate, table: Callable[[str], DataFrame], backend: Backend) -> DataFrame:
     """``query`` as a lazy frame with its result names as columns (a nested query reads one)."""
     if query.nested is not None:
-        frame = aggregate_frame(query.nested, table, filtered, local)
+        frame = aggregate_frame(query.nested, table, backend)
     else:
         frame = table(query.table)
     if query.lookup is not None:
@@ -106,14 +106,14 @@ def aggregate_frame(
         # One row per key, the key renamed to the base column it matches: a join on a shared name.
         key = col(lk.key)
         picked = [F.max(col(c)) for c in lk.columns]
-        if local:  # columns are nullable after a LEFT join (the key too: the base's NULLs); say so locally
-            key = snowpark_local.nullable(key, TYPES[query.column_type(lk.on)])
-            picked = [snowpark_local.nullable(p, TYPES[query.column_type(c)]) for p, c in zip(picked, lk.columns)]
+        # columns are nullable after a LEFT join (the key too: the base's NULLs); local testing must be told
+        key = backend.nullable(key, TYPES[query.column_type(lk.on)])
+        picked = [backend.nullable(p, TYPES[query.column_type(c)]) for p, c in zip(picked, lk.columns)]
         keys = table(lk.table).select(key.alias(lk.on), *[col(c) for c in lk.columns])
         keyed = keys.group_by(col(lk.on)).agg(*[p.alias(c) for p, c in zip(picked, lk.columns)])
         frame = frame.join(keyed, on=lk.on, how="left")
     if query.where:
-        frame = filtered(frame, _all(_condition(query, c, local) for c in query.where))
+        frame = backend.filtered(frame, _all(_condition(query, c, backend) for c in query.where))
     # Grouping values and measure inputs become columns of their own first (_g0…, _m0…), and the
     # aggregation reads only plain columns: local testing cannot group by an aliased column, and
     # evaluates an expression inside an aggregate against misaligned rows (a NULL group's sums
@@ -122,7 +122,7 @@ def aggregate_frame(
         frame = frame.with_column(f"_g{i}", F.to_date(col(g.column)) if g.grain is Grain.DAY else col(g.column))
     measures = []
     for i, m in enumerate(query.measures):
-        value = _measure_input(query, m, local)
+        value = _measure_input(query, m, backend)
         if value is not None:
             frame = frame.with_column(f"_m{i}", value)
             value = col(f"_m{i}")

@@ -386,6 +386,12 @@ class LocalBackend:
     def filtered(self, frame: DataFrame, condition: Column) -> DataFrame:
         return filtered(frame, condition)
 
+    def is_null_number(self, column: Column) -> Column:
+        return is_null(column)
+
+    def nullable(self, column: Column, data_type: DataType) -> Column:
+        return nullable(column, data_type)
+
     @contextmanager
     def transaction(self, tables: Sequence[Sequence[str]], resize: bool) -> Iterator[None]:
         with snapshot_restore(self.session, tables):
