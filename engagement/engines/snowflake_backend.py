@@ -42,7 +42,7 @@ from snowflake.snowpark.types import DataType
 from engagement.config import canonical_size
 from engagement.engines.snowflake_ddl import TYPES as SQL_TYPES
 from engagement.engines.snowflake_ddl import add_column_sql, columns_query, create_table_sql, qualified
-from engagement.engines.snowpark_types import TYPES
+from engagement.engines.snowpark_types import snowpark_type
 from engagement.exceptions import ConfigError, WarehouseError
 from engagement.model import TABLES, ColumnType, Table
 
@@ -152,12 +152,12 @@ def _jsonable(value: Any) -> Any:
 
 def _from_variant(value: Column, kind: ColumnType) -> Column:
     """A VARIANT element written by :func:`_jsonable` as the model type, parsed with an explicit format."""
-    text = value.cast(TYPES[ColumnType.VARCHAR])
+    text = value.cast(snowpark_type(ColumnType.VARCHAR))
     if kind is ColumnType.TIMESTAMP:
         return F.to_timestamp_ntz(text, lit(TIMESTAMP_FORMAT))
     if kind is ColumnType.DATE:
         return F.to_date(text, lit("YYYY-MM-DD"))
-    return value.cast(TYPES[kind])
+    return value.cast(snowpark_type(kind))
 
 
 class SnowflakeBackend:

@@ -18,14 +18,14 @@ from snowflake.snowpark.functions import col, lit
 
 from engagement.aggregate import Aggregate, Condition, Fn, Grain, Measure, Op
 from engagement.engines.snowpark import _all
-from engagement.engines.snowpark_types import TYPES
+from engagement.engines.snowpark_types import snowpark_type
 from engagement.model import ColumnType
 
 FUNCTIONS = {Fn.COUNT: F.count, Fn.SUM: F.sum, Fn.MIN: F.min, Fn.MAX: F.max}
 
 
 def _literal(value: Any, kind: ColumnType) -> Column:
-    return lit(value).cast(TYPES[kind])
+    return lit(value).cast(snowpark_type(kind))
 
 
 class Backend(Protocol):
@@ -76,7 +76,7 @@ def _measure_input(query: Aggregate, m: Measure, backend: Backend) -> Column | N
     if not m.where:
         return col(m.column)
     keep = _all(_condition(query, c, backend) for c in m.where)
-    return F.iff(keep, col(m.column), lit(None).cast(TYPES[query.column_type(m.column)]))
+    return F.iff(keep, col(m.column), lit(None).cast(snowpark_type(query.column_type(m.column))))
 
 
 def _measure(m: Measure, value: Column | None) -> Column:
@@ -107,8 +107,8 @@ def aggregate_frame(query: Aggregate, table: Callable[[str], DataFrame], backend
         key = col(lk.key)
         picked = [F.max(col(c)) for c in lk.columns]
         # columns are nullable after a LEFT join (the key too: the base's NULLs); local testing must be told
-        key = backend.nullable(key, TYPES[query.column_type(lk.on)])
-        picked = [backend.nullable(p, TYPES[query.column_type(c)]) for p, c in zip(picked, lk.columns)]
+        key = backend.nullable(key, snowpark_type(query.column_type(lk.on)))
+        picked = [backend.nullable(p, snowpark_type(query.column_type(c))) for p, c in zip(picked, lk.columns)]
         keys = table(lk.table).select(key.alias(lk.on), *[col(c) for c in lk.columns])
         keyed = keys.group_by(col(lk.on)).agg(*[p.alias(c) for p, c in zip(picked, lk.columns)])
         frame = frame.join(keyed, on=lk.on, how="left")
