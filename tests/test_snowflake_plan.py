@@ -101,11 +101,21 @@ SHAPES = {"first_load": _first_load, "incremental": _incremental, "nothing_new":
           "full_refresh": _full_refresh, "external_stage": _external_stage}
 
 
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Plan, Path]]:
+    """Every shape recorded once for the module: the plan, and the source root it read."""
+    out = {}
+    for name, record in SHAPES.items():
+        tmp = tmp_path_factory.mktemp(name)
+        plan = record(tmp)
+        assert plan.result is not None and plan.result.status.value == "SUCCEEDED", plan.result and plan.result.error
+        out[name] = (plan, tmp / "src")
+    return out
+
+
 @pytest.fixture(params=sorted(SHAPES))
-def shape(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, list[Statement]]:
-    plan = SHAPES[request.param](tmp_path)
-    assert plan.result is not None and plan.result.status.value == "SUCCEEDED", plan.result and plan.result.error
-    return request.param, plan.statements
+def shape(request: pytest.FixtureRequest, plans: dict[str, tuple[Plan, Path]]) -> tuple[str, list[Statement]]:
+    return request.param, plans[request.param][0].statements
 
 
 def _checks_and_reads() -> list[Statement]:
@@ -195,15 +205,15 @@ def test_each_attempt_stages_into_a_fresh_folder_and_removes_it(tmp_path: Path) 
     assert len(set(folders)) == len(folders)
 
 
-def test_log_writes_are_one_statement_each_and_atomic_by_themselves(tmp_path: Path) -> None:
-    plan = _first_load(tmp_path)
+def test_log_writes_are_one_statement_each_and_atomic_by_themselves(plans: dict[str, tuple[Plan, Path]]) -> None:
+    plan = plans["first_load"][0]
     logs = [s for s in plan.executed if step_of(s).startswith("log ")]
     assert logs and all(re.match(r"\s*(MERGE|INSERT|show tables|alter session)", s.sql, re.I) for s in logs)
     assert not any("TEMP" in s.sql.upper().split("(")[0] for s in plan.statements)
 
 
-def test_plan_names_the_files_behind_each_put_and_marks_steps(tmp_path: Path) -> None:
-    text = _first_load(tmp_path).render()
+def test_plan_names_the_files_behind_each_put_and_marks_steps(plans: dict[str, tuple[Plan, Path]]) -> None:
+    text = plans["first_load"][0].render()
     assert "Row counts are unknown" in text
     assert "-- step: ingest raw_customer_demographics" in text and "-- step: merge fact_click_events" in text
     assert "-- PUT uploads the records of 2 source file(s), as Parquet: customers/a.csv, customers/b.csv.gz" in text
@@ -220,8 +230,8 @@ def _normalized(plan: Plan, root: Path) -> str:
 
 
 @pytest.mark.parametrize("name", ["first_load", "incremental", "nothing_new", "full_refresh"])
-def test_golden_plans_of_the_parity_source(tmp_path: Path, name: str) -> None:
-    text = _normalized(SHAPES[name](tmp_path), tmp_path / "src")
+def test_golden_plans_of_the_parity_source(plans: dict[str, tuple[Plan, Path]], name: str) -> None:
+    text = _normalized(*plans[name])
     golden = GOLDEN / f"plan_{name}.sql"
     if os.environ.get("ENGAGEMENT_UPDATE_GOLDEN"):
         golden.parent.mkdir(exist_ok=True)
@@ -232,8 +242,8 @@ def test_golden_plans_of_the_parity_source(tmp_path: Path, name: str) -> None:
 # -- single defects -------------------------------------------------------------------------------
 
 
-def test_external_stage_is_described_by_name_and_copied_by_location(tmp_path: Path) -> None:
-    sqls = [s.sql for s in _external_stage(tmp_path).executed]
+def test_external_stage_is_described_by_name_and_copied_by_location(plans: dict[str, tuple[Plan, Path]]) -> None:
+    sqls = [s.sql for s in plans["external_stage"][0].executed]
     assert 'DESC STAGE "ENGAGEMENT"."MARKETING"."LANDING"' in sqls
     assert any(s.startswith('LIST @"ENGAGEMENT"."MARKETING"."LANDING"') for s in sqls)
     copies = [s for s in sqls if s.startswith("COPY INTO")]
