@@ -188,7 +188,7 @@ def plan(
     The statements come from the real Snowpark client on the production code path, recorded offline (no network, no account): for an admin deciding on grants, or a reviewer diffing two versions. A `-- step:` line precedes each step; --engine may only be snowflake (the default here). Row counts are unknown in a plan.
     """
 
-    def work() -> None:
+    def work() -> ExitCode:
         from engagement.check_file import load_checks
         from engagement.exceptions import ConfigError
         from engagement.engines.snowflake_plan import record_run
@@ -198,14 +198,24 @@ def plan(
         if settings.engine != "snowflake":
             raise ConfigError(f"engagement plan shows what --engine snowflake would run, not {settings.engine}; "
                               "drop --engine or pass --engine snowflake")
-        text = record_run(settings, checks=load_checks(settings.checks_file)).render()
+        if out is not None and (out.is_dir() or not out.parent.is_dir()):
+            raise ConfigError(f"--out {out}: {'is a folder' if out.is_dir() else 'its folder does not exist'}; "
+                              "name a file in an existing folder")
+        recorded = record_run(settings, checks=load_checks(settings.checks_file))
+        text = recorded.render()
         if out is None:
             sys.stdout.write(text)
         else:
             out.write_text(text)
             err_console.print(f"plan written to {out}", highlight=False)
+        result = recorded.result
+        if result is not None and result.error:
+            # The plan shows the statements up to the step that fails; a real run would stop there too.
+            err_console.print(f"[red]error:[/] the run would stop: {result.error}", highlight=False, soft_wrap=True)
+            return ExitCode.STEP_ERROR
+        return ExitCode.OK
 
-    _guard(work)
+    raise typer.Exit(_guard(work))
 
 
 def _execute(settings, as_json: bool, go) -> ExitCode:

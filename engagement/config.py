@@ -22,7 +22,7 @@ MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNOREC
 # ALTER WAREHOUSE ... WAREHOUSE_SIZE takes these (docs.snowflake.com/en/sql-reference/sql/alter-warehouse);
 # SHOW WAREHOUSES reports them as X-Small, Small, ..., 2X-Large, 3X-Large, 4X-Large ... 6X-Large.
 WAREHOUSE_SIZES = ("XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE", "XXLARGE", "XXXLARGE", "X4LARGE", "X5LARGE", "X6LARGE")
-_SIZE_ALIASES = {"2XLARGE": "XXLARGE", "3XLARGE": "XXXLARGE", "4XLARGE": "X4LARGE", "5XLARGE": "X5LARGE",
+_SIZE_ALIASES = {"X2LARGE": "XXLARGE", "X3LARGE": "XXXLARGE", "2XLARGE": "XXLARGE", "3XLARGE": "XXXLARGE", "4XLARGE": "X4LARGE", "5XLARGE": "X5LARGE",
                  "6XLARGE": "X6LARGE"}
 
 

@@ -253,7 +253,8 @@ def test_external_stage_is_described_by_name_and_copied_by_location(plans: dict[
 
 @pytest.mark.parametrize(("shown", "canonical"), [("X-Small", "XSMALL"), ("2X-Large", "XXLARGE"),
                                                   ("3X-Large", "XXXLARGE"), ("4X-Large", "X4LARGE"),
-                                                  ("Medium", "MEDIUM"), ("XXLARGE", "XXLARGE"), ("huge", None)])
+                                                  ("Medium", "MEDIUM"), ("XXLARGE", "XXLARGE"), ("X2LARGE", "XXLARGE"),
+                                                  ("huge", None)])
 def test_warehouse_sizes_compare_canonically(shown: str, canonical: str | None) -> None:
     assert canonical_size(shown) == canonical
 
@@ -302,3 +303,30 @@ def test_a_log_write_past_the_literal_limit_is_split_in_one_transaction() -> Non
     assert len(merges) >= 2 and all(len(s) < 2 * snowpark.LITERAL_BYTES for s in merges)
     assert sent.index("BEGIN") < sent.index(merges[0]) and sent.index(merges[-1]) < sent.index("COMMIT")
     assert len(connection.answers.logs.rows["LOADED_FILES"]) == 4000
+
+
+def test_a_remove_that_fails_neither_fails_the_committed_step_nor_hides_it(tmp_path: Path) -> None:
+    from engagement.engines.snowflake_catalog import ProgrammingError
+
+    connection = RecordingConnection()
+    answer = connection.answers.answer
+
+    def refuse_remove(sql: str):
+        if sql.startswith("REMOVE"):
+            raise ProgrammingError("REMOVE failed: insufficient privileges")
+        return answer(sql)
+
+    connection.answers.answer = refuse_remove  # type: ignore[method-assign]
+    plan = record_run(_settings(_source(tmp_path / "src", PARITY_SOURCE)), connection=connection, run_id=RUN_ID)
+    assert plan.result is not None and plan.result.status.value == "SUCCEEDED", plan.result.error
+
+
+def test_plan_of_a_run_that_stops_says_so_and_a_bad_out_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGAGEMENT_", "SNOWFLAKE_"))}
+    for args, code, words in ((["--source", "empty"], 3, "the run would stop: no input files"),
+                              (["--source", "empty", "--out", "nowhere/plan.sql"], 2, "its folder does not exist")):
+        proc = subprocess.run([sys.executable, "-m", "engagement", "plan", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == code and len(lines) == 1 and words in lines[0] and "Traceback" not in proc.stderr

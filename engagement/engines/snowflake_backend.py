@@ -23,6 +23,7 @@ Snowflake facts relied on (docs.snowflake.com):
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -46,6 +47,7 @@ from engagement.engines.snowpark_types import snowpark_type
 from engagement.exceptions import ConfigError, WarehouseError
 from engagement.model import TABLES, ColumnType, Table
 
+log = logging.getLogger("engagement")
 STAGE = "ENGAGEMENT_STAGE"
 SETUP_SCRIPT = "sql/01_setup.sql"
 STAGE_SCRIPT = "sql/02_stages.sql"
@@ -103,6 +105,7 @@ class StageLoader:
         if not self.files:
             return
         pattern = (Path(self.tmp.name) / "*.parquet").as_posix()
+        self.uploaded = True  # before the PUT: a PUT cut short leaves files behind to remove
         try:
             self.session.file.put(pattern, self.stage_dir, auto_compress=False, overwrite=True, parallel=4)
         except Exception as exc:  # connector and Snowpark raise different types for this
@@ -111,7 +114,6 @@ class StageLoader:
                     f"stage {self.stage_dir.split('/')[0]} does not exist; run {STAGE_SCRIPT} once to create it"
                 ) from None
             raise
-        self.uploaded = True
 
     def finish(self, expected: int) -> None:
         """COPY the uploaded files into the raw table; raise unless every record arrived."""
@@ -132,10 +134,14 @@ class StageLoader:
             )
 
     def cleanup(self) -> None:
-        """REMOVE the attempt's folder from the stage and the local files, loaded or not."""
+        """REMOVE the attempt's folder from the stage and the local files, loaded or not. Best effort:
+        a REMOVE that fails is logged, and never fails a committed step nor hides the step's error."""
         try:
             if self.uploaded:
                 self.session.sql(f"REMOVE {self.stage_dir}").collect()
+        except Exception as exc:  # the connector's error types vary; its first line says what happened
+            log.warning("could not remove staged files %s (remove them by hand): %s", self.stage_dir,
+                        (str(exc).strip().splitlines() or [""])[0])
         finally:
             self.tmp.cleanup()
 

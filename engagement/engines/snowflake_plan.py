@@ -59,8 +59,14 @@ class Plan:
             if re.match(r"PUT\s", text, re.I) and statement.query_tag:
                 sources = self.files.get(json.loads(statement.query_tag)["step"], [])
                 lines.append(f"-- PUT uploads the records of {len(sources)} source file(s), as Parquet: "
-                             + ", ".join(sources))
+                             + ", ".join(_comment(s) for s in sources))
         return "\n".join(lines) + "\n"
+
+
+def _comment(name: str) -> str:
+    """A name as it may stand in a ``--`` comment: control characters escaped, so a file name
+    holding a newline cannot end the comment and put text of its own on a line."""
+    return name if name.isprintable() else json.dumps(name)[1:-1]
 
 
 def step_of(statement: Statement) -> str:
@@ -106,7 +112,7 @@ def record_run(settings: Settings, *, connection: RecordingConnection | None = N
     plan.header = [
         f"engagement plan: the {len(plan.executed)} statements `engagement run --engine snowflake` would issue, "
         "in order,",
-        f"for source {settings.source} into {settings.snowflake_database.upper()}."
+        f"for source {_comment(settings.source)} into {settings.snowflake_database.upper()}."
         f"{settings.snowflake_schema.upper()}{' (full refresh)' if settings.full_refresh else ''}.",
         "Generated offline by the real Snowpark client on its production code path, against a recording",
         "connection: nothing was sent to Snowflake. Row counts are unknown in a plan: every query was answered",

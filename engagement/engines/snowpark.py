@@ -666,7 +666,9 @@ def _by_size(rows: Sequence[Sequence[Any]], limit: int) -> Iterator[Sequence[Seq
     chunk: list[Sequence[Any]] = []
     size = 0
     for row in rows:
-        n = len(json.dumps(row, default=str))
+        # as the statement will carry it: Snowpark's string literal doubles each backslash
+        text = json.dumps(row, default=str)
+        n = len(text) + text.count("\\")
         if chunk and size + n > limit:
             yield chunk
             chunk, size = [], 0
