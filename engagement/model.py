@@ -36,18 +36,28 @@ class Reason(StrEnum):
 class Rule(StrEnum):
     """Validation rule kinds a field can carry (see :class:`Field`)."""
 
-    TEXT = "text"  # any string; empty means NULL
-    DATE = "date"  # YYYY-MM-DD and a real calendar date
-    TIMESTAMP = "timestamp"  # ISO 8601, T or space, Z / +-HH:MM / none (UTC)
+    TEXT = "text"  # any string; empty means NULL (a JSON key: a JSON string, see KEY_RULE)
+    DATE = "date"  # YYYY-MM-DD, a real calendar date, a year within YEARS
+    TIMESTAMP = "timestamp"  # ISO 8601, T or space, Z / +-HH:MM / none (UTC), a year within YEARS
     NON_NEGATIVE_INT = "non_negative_int"  # a JSON integer >= 0
 
 
+# Dates and timestamps are accepted for these years (as written, before any offset): every
+# engine, pandas (datetime64[ns] ends in 2262) and the dashboard hold them.
+YEARS = (1900, 2199)
 # Patterns are part of the contract; engines must use these, not their own.
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 TIMESTAMP_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
     r"(\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$"
 )
+
+
+
+
+# Reject details, written once: "<field> '<value>" + OUT_OF_YEARS; "<field>" + NOT_A_STRING + value.
+OUT_OF_YEARS = f"' is outside the years {YEARS[0]} to {YEARS[1]}"
+NOT_A_STRING = " must be a JSON string, got "
 
 
 @dataclass(frozen=True)

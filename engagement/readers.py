@@ -7,13 +7,14 @@ engine rejects the same records for the same reasons.
 
 ``source_row`` is the 1-based physical line where the record starts (the
 header is line 1) for CSV and NDJSON, and the 1-based element index for a
-JSON array file. Blank (or whitespace-only) lines are skipped but still counted.
+JSON array file. Blank lines (nothing but ASCII spaces, tabs and CRs) are skipped but still
+counted; any other character makes a line a record, judged like every other.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -22,11 +23,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engagement.model import CSV_HEADER
+from engagement.json_documents import array_elements, judge
+from engagement.model import CLICKSTREAM, CSV_HEADER
 
 T = TypeVar("T")
 R = TypeVar("R")
 BOM = "\ufeff"
+BLANK = " \t\r\n"  # what a blank line may hold: other whitespace (\x0c, U+00A0 …) is content
+JSON_KEYS = tuple(f.source for f in CLICKSTREAM.fields)
 CSV_FIELDS = len(CSV_HEADER)
 CSV_SCHEMA = pa.schema(
     [(name, pa.string()) for name in CSV_HEADER]
@@ -84,6 +88,9 @@ def read_csv_records(data: bytes) -> pa.Table:
     expected columns (then every line, header included, is such a record, so
     nothing is lost).
     """
+    # A valid record of any size loads: the csv module stops at 131,072 characters a field by
+    # default, and past it misreads every following line.
+    csv.field_size_limit(sys.maxsize)
     lines, bad_lines = _decode_lines(data)
     if lines and lines[0].startswith(BOM):
         lines[0] = lines[0][len(BOM) :]
@@ -108,8 +115,8 @@ def read_csv_records(data: bytes) -> pa.Table:
             row, problem = [], f"not valid CSV ({exc})"
         consumed = reader.line_num
         raw = "".join(lines[start - 1 : consumed])
-        if problem is None and (not row or (len(row) == 1 and not raw.strip())):
-            continue  # a blank (or whitespace-only) line
+        if problem is None and (not row or (len(row) == 1 and not raw.strip(BLANK))):
+            continue  # a blank line
         if not header_seen:
             header_seen = True
             order = _header_order(row)
@@ -140,34 +147,24 @@ def read_csv_records(data: bytes) -> pa.Table:
     )
 
 
-def _json_array_elements(text: str) -> list | None:
-    """The elements when the whole text is one JSON array, else None."""
-    stripped = text.lstrip()
-    if not stripped.startswith("["):
-        return None
-    try:
-        value = json.loads(stripped)
-    except ValueError:
-        return None
-    return value if isinstance(value, list) else None
-
-
 def read_json_records(data: bytes) -> pa.Table:
     """Split clickstream bytes into JSON documents: NDJSON lines, or the elements of one top-level array.
 
-    Documents are not validated here (a non-object line is the engine's
-    ``malformed_row``); only lines that are not UTF-8 get a ``parse_error``.
+    A document's text is kept exactly as read (an array element too). Lines that are not
+    UTF-8 get a ``parse_error``, and so do the documents :func:`engagement.json_documents.judge`
+    finds are no strict JSON object; the engines judge the rest (a non-object is their
+    ``malformed_row``).
     """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return _json_lines_slow(data)
     text = text.removeprefix(BOM)
-    elements = _json_array_elements(text)
+    elements = array_elements(text) if text.lstrip(BLANK).startswith("[") else None
     if elements is not None:
-        payloads = [json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in elements]
+        payloads = pa.array(elements, pa.large_string())
         return pa.table(
-            [pa.array(payloads, pa.large_string()), pa.nulls(len(payloads), pa.string()),
+            [payloads, judge(payloads, pa.nulls(len(payloads), pa.string()), JSON_KEYS),
              pa.array(np.arange(1, len(payloads) + 1, dtype=np.int64))],
             schema=JSON_SCHEMA,
         )
@@ -175,9 +172,10 @@ def read_json_records(data: bytes) -> pa.Table:
     lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.large_string()), "\n"))
     lines = pc.utf8_rtrim(lines, characters="\r")  # CRLF; much faster than a regex
     numbers = pa.array(np.arange(1, len(lines) + 1, dtype=np.int64))
-    keep = pc.not_equal(pc.utf8_trim_whitespace(lines), "")
+    keep = pc.not_equal(pc.utf8_trim(lines, characters=BLANK), "")
     lines, numbers = pc.filter(lines, keep), pc.filter(numbers, keep)
-    return pa.table([lines, pa.nulls(len(lines), pa.string()), numbers], schema=JSON_SCHEMA)
+    return pa.table([lines, judge(lines, pa.nulls(len(lines), pa.string()), JSON_KEYS), numbers],
+                    schema=JSON_SCHEMA)
 
 
 def _json_lines_slow(data: bytes) -> pa.Table:
@@ -187,15 +185,14 @@ def _json_lines_slow(data: bytes) -> pa.Table:
         line = _strip_eol(line)
         if number == 1:
             line = line.removeprefix(BOM)
-        if not line.strip():
+        if not line.strip(BLANK):
             continue
         payloads.append(line)
         errors.append("not valid UTF-8" if number in bad else None)
         rows.append(number)
-    return pa.table(
-        [pa.array(payloads, pa.large_string()), pa.array(errors, pa.string()), pa.array(rows, pa.int64())],
-        schema=JSON_SCHEMA,
-    )
+    documents = pa.array(payloads, pa.large_string())
+    return pa.table([documents, judge(documents, pa.array(errors, pa.string()), JSON_KEYS),
+                     pa.array(rows, pa.int64())], schema=JSON_SCHEMA)
 
 
 def iter_batches(table: pa.Table, rows: int = 500_000) -> Iterator[pa.Table]:

@@ -8,6 +8,7 @@ new or changed one, the way Snowflake's COPY load metadata does.
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -36,6 +37,8 @@ class SourceFile:
     relpath: str
     size: int
     version: str = ""  # mtime in ns (folder) or ETag (S3)
+    # The root's own name for the file when ``relpath`` had to be made printable (see readable_name).
+    stored_name: str = field(default="", repr=False, compare=False)
 
     @property
     def compressed(self) -> bool:
@@ -48,7 +51,7 @@ class SourceFile:
     def read_bytes(self) -> bytes:
         """The file's content, gunzipped when it ends in ``.gz``."""
         try:
-            data = self.root.read(self.relpath)
+            data = self.root.read(self.stored_name or self.relpath)
             return gzip.decompress(data) if self.compressed else data
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise SourceError(f"cannot read {self.location}: {exc}; fix or remove the file and rerun") from exc
@@ -75,6 +78,12 @@ def matches(relpath: str, patterns: tuple[str, ...]) -> bool:
     return any(_glob(p).match(relpath) for p in patterns)
 
 
+def readable_name(name: str) -> str:
+    """A file name as valid UTF-8 text: bytes that are not UTF-8 (kept by the OS as surrogate
+    escapes) become ``\\xNN``, so ``caf\\xe9.jsonl`` is lineage a warehouse can store and a person can read."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+
+
 @dataclass(frozen=True)
 class LocalRoot:
     """A folder."""
@@ -91,8 +100,10 @@ class LocalRoot:
             for path in self.path.glob(pattern):
                 if path.is_file():
                     stat = path.stat()
-                    rel = path.relative_to(self.path).as_posix()
-                    found[rel] = SourceFile(self, rel, stat.st_size, str(stat.st_mtime_ns))
+                    name = path.relative_to(self.path).as_posix()
+                    rel = readable_name(name)
+                    found[rel] = SourceFile(self, rel, stat.st_size, str(stat.st_mtime_ns),
+                                            stored_name=name if rel != name else "")
         return [found[k] for k in sorted(found)]
 
     def read(self, relpath: str) -> bytes:

@@ -27,9 +27,12 @@ from engagement.exceptions import ConfigError, MissingTableError, WarehouseError
 from engagement.identifiers import quote
 from engagement.model import (
     DATE_PATTERN,
+    NOT_A_STRING,
+    OUT_OF_YEARS,
     REJECTED,
     TABLES,
     TIMESTAMP_PATTERN,
+    YEARS,
     Check,
     CheckType,
     ColumnType,
@@ -216,6 +219,15 @@ class DuckDBEngine:
 
     # -- rules compiled to SQL -------------------------------------------------------------
 
+    @staticmethod
+    def _years_sql(i: int, f: Field) -> tuple[str, str]:
+        """(invalid condition, detail): a date or timestamp of the right shape, its year outside YEARS."""
+        t = f"_t{i}"
+        pattern = DATE_PATTERN if f.rule is Rule.DATE else TIMESTAMP_PATTERN
+        bad = (f"regexp_full_match({t}, {lit(pattern)}) "
+               f"AND NOT (substr({t}, 1, 4) BETWEEN '{YEARS[0]}' AND '{YEARS[1]}')")
+        return bad, f"{lit(f.source + ' ' + chr(39))} || {t} || {lit(OUT_OF_YEARS)}"
+
     def _field_sql(self, i: int, f: Field) -> tuple[str, str | None, str]:
         """(typed value, invalid condition, detail) for field ``i`` of a source.
 
@@ -273,7 +285,11 @@ class DuckDBEngine:
             # A field whose rule looks at its JSON type is kept as JSON; the others are read as
             # text straight away (the same text ->> '$' gives, without parsing the value again).
             typed_json = {Rule.TIMESTAMP, Rule.NON_NEGATIVE_INT}
-            spec = lit(json.dumps({f.source: "JSON" if f.rule in typed_json else "VARCHAR" for f in source.fields}))
+
+            def as_json(f: Field) -> bool:  # a key must be a JSON string: its type is read too
+                return f.rule in typed_json or f.key
+
+            spec = lit(json.dumps({f.source: "JSON" if as_json(f) else "VARCHAR" for f in source.fields}))
             # Valid JSON that opens with "{" is an object: an anchored regex is cheaper than json_type
             # (a third parse of the document).
             is_object = (
@@ -282,7 +298,7 @@ class DuckDBEngine:
             base = f"SELECT *, CASE WHEN {is_object} THEN json_transform(payload, {spec}) END AS _doc FROM {raw}"
             for i, f in enumerate(source.fields):
                 field = f"_doc.{quote(f.source)}"
-                if f.rule in typed_json:
+                if as_json(f):
                     extract += [f"{field} ->> '$' AS _s{i}", f"json_type({field}) AS _j{i}"]
                 else:
                     extract += [f"{field} AS _s{i}"]
@@ -302,6 +318,14 @@ class DuckDBEngine:
             if f.required:
                 invalid_whens.append(f"WHEN _t{i} IS NULL THEN {lit(Reason.INVALID_VALUE)}")
                 invalid_details.append(f"WHEN _t{i} IS NULL THEN '{f.source} is missing'")
+            if f.key and source.format is SourceFormat.JSON:
+                bad_key = f"_j{i} <> 'VARCHAR'"
+                invalid_whens.append(f"WHEN {bad_key} THEN {lit(Reason.INVALID_VALUE)}")
+                invalid_details.append(f"WHEN {bad_key} THEN {lit(f.source + NOT_A_STRING)} || _s{i}")
+            if f.rule in (Rule.DATE, Rule.TIMESTAMP):
+                years, years_detail = self._years_sql(i, f)
+                invalid_whens.append(f"WHEN {years} THEN {lit(Reason.INVALID_VALUE)}")
+                invalid_details.append(f"WHEN {years} THEN {years_detail}")
             if bad:
                 guard = "" if f.rule is Rule.NON_NEGATIVE_INT else f"_t{i} IS NOT NULL AND "
                 invalid_whens.append(f"WHEN {guard}{bad} THEN {lit(Reason.INVALID_VALUE)}")

@@ -46,9 +46,12 @@ from engagement.engines.snowpark_types import NTZ, TYPES, struct_type
 from engagement.exceptions import ConfigError, MissingTableError, WarehouseError
 from engagement.model import (
     DATE_PATTERN,
+    NOT_A_STRING,
+    OUT_OF_YEARS,
     REJECTED,
     TABLES,
     TIMESTAMP_PATTERN,
+    YEARS,
     Check,
     CheckType,
     ColumnType,
@@ -298,7 +301,10 @@ class SnowparkEngine:
             return typed, bad, F.concat(lit(f"{label} '"), t, lit("' is not a valid YYYY-MM-DD date"))
         if f.rule is Rule.TIMESTAMP:
             shaped = (j == lit("VARCHAR")) & F.coalesce(_full_match(t, TIMESTAMP_PATTERN), lit(False))
-            typed = _utc(F.iff(shaped, t, _null(StringType())))
+            # Converted only within YEARS: locally every branch runs, and convert_timezone raises
+            # on a year 9999 with a negative offset.
+            in_years = F.substring(t, lit(1), lit(4)).between(lit(str(YEARS[0])), lit(str(YEARS[1])))
+            typed = _utc(F.iff(shaped & in_years, t, _null(StringType())))
             bad = t.is_not_null() & ~(shaped & typed.is_not_null())
             return typed, bad, F.concat(lit(f"{label} '"), s, lit("' is not ISO 8601"))
         if f.rule is Rule.NON_NEGATIVE_INT:
@@ -317,6 +323,15 @@ class SnowparkEngine:
             return typed, bad, F.concat(lit(f"{label} must be an integer >= 0, got "), s)
         return t, None, None
 
+    @staticmethod
+    def _years_rule(i: int, f: Field) -> tuple[Column, Column]:
+        """(invalid condition, detail): a date or timestamp of the right shape, its year outside YEARS."""
+        t = col(f"_t{i}")
+        pattern = DATE_PATTERN if f.rule is Rule.DATE else TIMESTAMP_PATTERN
+        year = F.substring(t, lit(1), lit(4))
+        bad = F.coalesce(_full_match(t, pattern), lit(False)) & ~year.between(lit(str(YEARS[0])), lit(str(YEARS[1])))
+        return bad, F.concat(lit(f"{f.source} '"), t, lit(OUT_OF_YEARS))
+
     def _split(self, source: Source) -> tuple[DataFrame, Column, Column]:
         """The raw rows as (frame, well-formed condition, detail of a malformed row).
 
@@ -329,10 +344,13 @@ class SnowparkEngine:
             base = raw.select(col("source_file"), col("source_row"), col("raw_text").alias("payload"),
                               col("parse_error"), *[col(f.source) for f in source.fields])
             return base, col("parse_error").is_null(), col("parse_error")
+        # A document the reader refused (parse_error) is never parsed: locally every branch runs,
+        # and Python's parser raises on one nested 10,000 deep.
+        parsed = F.iff(col("parse_error").is_null(), col("payload"), _null(StringType()))
         base = raw.select(col("source_file"), col("source_row"), col("payload"), col("parse_error"),
-                          F.try_parse_json(col("payload")).alias("_doc"))
+                          F.try_parse_json(parsed).alias("_doc"), F.check_json(parsed).alias("_invalid"))
         well_formed = col("parse_error").is_null() & F.coalesce(F.is_object(col("_doc")), lit(False))
-        not_object = F.iff(F.check_json(col("payload")).is_null(), lit("not a JSON object"), lit("not valid JSON"))
+        not_object = F.iff(col("_invalid").is_null(), lit("not a JSON object"), lit("not valid JSON"))
         return base, well_formed, F.coalesce(col("parse_error"), not_object)
 
     def _malformed(self, source: Source) -> DataFrame:
@@ -354,6 +372,12 @@ class SnowparkEngine:
                 whens.append((col(f"_t{i}").is_null(), Reason.MISSING_KEY, lit(f"{f.source} is missing or empty")))
             if f.required:
                 invalid.append((col(f"_t{i}").is_null(), Reason.INVALID_VALUE, lit(f"{f.source} is missing")))
+            if f.key and source.format is SourceFormat.JSON:
+                invalid.append((col(f"_j{i}") != lit("VARCHAR"), Reason.INVALID_VALUE,
+                                F.concat(lit(f.source + NOT_A_STRING), col(f"_s{i}"))))
+            if f.rule in (Rule.DATE, Rule.TIMESTAMP):
+                out_of_years, years_detail = self._years_rule(i, f)
+                invalid.append((out_of_years, Reason.INVALID_VALUE, years_detail))
             if bad is not None:
                 invalid.append((bad, Reason.INVALID_VALUE, detail))
         whens += invalid  # every missing_key before any invalid_value
