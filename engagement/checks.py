@@ -38,15 +38,39 @@ class CheckContext:
     history: Mapping[str, Sequence[int]] = field(default_factory=dict)  # check name -> earlier row counts, newest first
 
 
-def freshness_metric(newest: datetime | date | None, total: int, now: datetime) -> Metric:
-    """Hours from the newest value to ``now``; an ERROR when the column holds no value."""
-    if newest is None or newest != newest:  # None or NaT: nothing has arrived, as stale as it gets
-        return Metric(None, total, note="has no value at all: nothing has arrived")
-    if not isinstance(newest, datetime):
-        newest = datetime(newest.year, newest.month, newest.day)
-    newest = newest.replace(tzinfo=None)
+def _instant(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    raise ValueError(f"the value {str(value)[:40]!r} is not a date or timestamp; "
+                     "fix or remove the rows holding it and rerun")
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value != value  # None or NaT
+
+
+def freshness_metric(measured: tuple[Any, Any, Any], total: int, now: datetime) -> Metric:
+    """Hours from the newest value not after ``now`` to ``now``; no value at all breaches every threshold.
+
+    ``measured`` is (newest value not after now, how many are after now, the latest of those).
+    Values after the check time are ignored, else one future-dated event hides stale data;
+    they make the check at least WARN, and the message says how many there are.
+    """
+    newest, future, latest = measured
+    future = int(future or 0)
+    warning = None
+    if future:
+        warning = (f"{future} value(s) after the check time ignored, the latest "
+                   f"{_instant(latest).isoformat(sep=' ')}")
+    if _missing(newest):  # nothing has arrived (or only future-dated values): as stale as it gets
+        note = "has no value at or before the check time" if future else "has no value at all"
+        return Metric(None, total, note=f"{note}: nothing has arrived", warning=warning)
+    newest = _instant(newest)
     hours = (now - newest).total_seconds() / 3600
-    return Metric(round(hours, 3), total, [newest.isoformat(sep=" ")])
+    sample = [newest.isoformat(sep=" ")] + ([f"after the check time: {future}"] if future else [])
+    return Metric(round(hours, 3), total, sample, warning=warning)
 
 
 def volume_metric(count: int, history: Sequence[int], window: int) -> Metric:
@@ -123,7 +147,8 @@ def evaluate(check: Check, metric: Metric) -> CheckResult:
             status = CheckStatus.FAILED if fail is not None else CheckStatus.WARN
         else:
             status = CheckStatus.PASSED
-        message = f"{subject}: {metric.note} ({spec}) -> {status.value}"
+        flagged = f"; {metric.warning}" if metric.warning else ""
+        message = f"{subject}: {metric.note}{flagged} ({spec}) -> {status.value}"
     else:
         value = metric.value
         if check.type is CheckType.ROW_COUNT:
@@ -131,6 +156,8 @@ def evaluate(check: Check, metric: Metric) -> CheckResult:
         else:
             breached = lambda limit: limit is not None and value > limit  # noqa: E731
         status = CheckStatus.FAILED if breached(fail) else CheckStatus.WARN if breached(warn) else CheckStatus.PASSED
+        if metric.warning and status is CheckStatus.PASSED:
+            status = CheckStatus.WARN
         what = {
             CheckType.NULL_COUNT: "null or empty values",
             CheckType.DUPLICATE_COUNT: "duplicate values",
@@ -142,7 +169,9 @@ def evaluate(check: Check, metric: Metric) -> CheckResult:
         }.get(check.type)
         if check.type is CheckType.FRESHNESS:
             newest = metric.sample[0] if metric.sample else "?"
-            message = f"{subject}: newest value {newest} is {value:g} h old ({spec}, in hours) -> {status.value}"
+            flagged = f"; {metric.warning}" if metric.warning else ""
+            message = (f"{subject}: newest value {newest} is {value:g} h old{flagged} ({spec}, in hours)"
+                       f" -> {status.value}")
         elif check.type is CheckType.VOLUME_CHANGE:
             message = f"{subject}: {metric.note}, {value:g} rows off ({spec}) -> {status.value}"
         elif check.type is CheckType.REJECTED_ROWS:
@@ -178,6 +207,15 @@ SAMPLED = frozenset({CheckType.ACCEPTED_VALUES, CheckType.VALUE_RANGE, CheckType
                      CheckType.REFERENTIAL_INTEGRITY})
 
 
+def regroup(flat: Sequence[Any], sizes: Sequence[int]) -> list[Any]:
+    """A shared pass's values per check: one value, or a tuple for a check of several measures."""
+    out, i = [], 0
+    for n in sizes:
+        out.append(flat[i] if n == 1 else tuple(flat[i:i + n]))
+        i += n
+    return out
+
+
 def table_passes(checks: Sequence[Check]) -> dict[str, list[int]]:
     """The positions of the checks that share one pass over each table, by table, in order."""
     passes: dict[str, list[int]] = {}
@@ -205,7 +243,7 @@ def measure_checks(
     checks: Sequence[Check],
     context: CheckContext,
     *,
-    table_pass: Callable[[str, Sequence[Check]], tuple[list[Any], int]],
+    table_pass: Callable[[str, Sequence[Check], datetime], tuple[list[Any], int]],
     own_pass: Callable[[Check, CheckContext], Metric],
     sample: Callable[[Check], list[str]],
     errors: tuple[type[BaseException], ...],
@@ -213,22 +251,29 @@ def measure_checks(
     """Every check's Metric, in order, from an engine's three queries: ``table_pass`` (one
     aggregate over a table for all its shared-pass checks), ``own_pass`` (a check measured
     alone) and ``sample`` (failing values). An ``errors`` exception makes that check ERROR
-    and the others are still measured."""
+    and the others are still measured; so does any error turning a value into a Metric."""
     out: list[Metric | None] = [None] * len(checks)
+
+    def finish(i: int, value: Any, total: int) -> Metric:
+        try:
+            return finish_metric(checks[i], value, total, context)
+        except Exception as exc:  # one check's odd value never takes the other checks down
+            return error_metric(exc)
+
     for table, positions in table_passes(checks).items():
         try:
-            values, total = table_pass(table, [checks[i] for i in positions])
+            values, total = table_pass(table, [checks[i] for i in positions], context.now)
         except errors:
             # One check broke the shared query: measure each alone to find it.
             for i in positions:
                 try:
-                    (value,), total = table_pass(table, [checks[i]])
-                    out[i] = finish_metric(checks[i], value, total, context)
+                    (value,), total = table_pass(table, [checks[i]], context.now)
+                    out[i] = finish(i, value, total)
                 except errors as exc:
                     out[i] = error_metric(exc)
             continue
         for i, value in zip(positions, values, strict=True):
-            out[i] = finish_metric(checks[i], value, total, context)
+            out[i] = finish(i, value, total)
     for i, check in enumerate(checks):
         try:
             metric = out[i] = out[i] or own_pass(check, context)

@@ -76,6 +76,7 @@ class Metric:
     error: str | None = None
     note: str | None = None  # what the message adds for the types that are not counts of bad rows
     rows: int | None = None  # the table's rows when ``total`` is something else (kept in rows_checked)
+    warning: str | None = None  # something that makes a passing check WARN, added to its message
 
     def __post_init__(self) -> None:
         if self.rows is None:

@@ -188,3 +188,39 @@ def test_a_file_name_that_is_not_utf8_loads_with_a_readable_lossless_name(engine
     assert sum(i.read for i in again.ingest if i.table == RAW) == 0
     assert {r["event_id"]: r["source_file"] for r in rows(engine, "fact_click_events")} == stored
     assert Path(os.fsdecode(os.path.join(folder, b"caf\xe9.jsonl"))).exists()
+
+
+# -- 5. freshness ignores (and flags) values after the check time ----------------------------
+
+
+def _freshness(result):
+    (check,) = [c for c in result.checks if c.check_name == "fact_event_freshness"]
+    return check
+
+
+def test_future_dated_events_do_not_hide_stale_data(engine, source, run):
+    docs = [ev("old", T0), ev("future", "2199-01-01T00:00:00Z")]
+    result = run(source({"clickstream/a.jsonl": "".join(line(d) + "\n" for d in docs)}))
+    check = _freshness(result)
+    assert check.status.value == "FAILED"
+    assert "newest value 2026-01-01 10:00:00 is " in check.message
+    assert "1 value(s) after the check time ignored, the latest 2199-01-01 00:00:00" in check.message
+    assert check.failing_sample == ["2026-01-01 10:00:00", "after the check time: 1"]
+
+
+def test_future_dated_events_make_a_fresh_table_warn(engine, source, run):
+    from datetime import UTC, datetime, timedelta
+
+    recent = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    docs = [ev("recent", recent), ev("future", "2199-01-01T00:00:00Z")]
+    result = run(source({"clickstream/a.jsonl": "".join(line(d) + "\n" for d in docs)}))
+    check = _freshness(result)
+    assert check.status.value == "WARN", check.message
+    assert check.metric_value is not None and 0.9 < check.metric_value < 1.5
+
+
+def test_only_future_dated_events_are_as_stale_as_none(engine, source, run):
+    result = run(source({"clickstream/a.jsonl": line(ev("future", "2199-01-01T00:00:00Z")) + "\n"}))
+    check = _freshness(result)
+    assert check.status.value == "FAILED"
+    assert "has no value at or before the check time" in check.message

@@ -148,12 +148,14 @@ def test_ndjson_crlf_and_bom():
     assert [r["source_row"] for r in recs] == [1, 3]
 
 
-def test_ndjson_keeps_lines_that_are_not_objects_for_the_engine_to_reject():
+def test_ndjson_keeps_lines_that_are_not_objects_with_the_readers_verdict():
     data = b'{"event_id":"e1"}\nnot json\n[1,2]\n42\n'
     recs = records(read_json_records(data))
     assert [r["payload"] for r in recs] == ['{"event_id":"e1"}', "not json", "[1,2]", "42"]
     assert [r["source_row"] for r in recs] == [1, 2, 3, 4]
-    assert all(r["parse_error"] is None for r in recs)
+    assert [r["parse_error"] for r in recs] == [
+        None, "not valid JSON (Expecting value)", "not a JSON object", "not a JSON object"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -169,7 +171,7 @@ def test_json_array_file_gives_one_record_per_element(text):
     recs = records(read_json_records(text.encode()))
     assert [r["source_row"] for r in recs] == [1, 2, 3]
     assert [json.loads(r["payload"]) for r in recs] == [{"event_id": "e1"}, {"event_id": "e2"}, 7]
-    assert all(r["parse_error"] is None for r in recs)
+    assert [r["parse_error"] for r in recs] == [None, None, "not a JSON object"]
 
 
 def test_json_array_elements_keep_non_ascii_text():

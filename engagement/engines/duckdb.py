@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ from engagement.aggregate import Aggregate, typed_frame
 from engagement.checks import (
     SAMPLE_SIZE,
     CheckContext,
+    measure_checks,
+    regroup,
     rejected_metric,
     sample_text,
-    measure_checks,
 )
 from engagement.engines.base import FileCallback, RunContext
 from engagement.engines.duckdb_aggregate import aggregate_sql
@@ -439,25 +441,28 @@ class DuckDBEngine:
             raise ValueError(f"check type {check.type} is not supported by the DuckDB engine")
         return f"{col} IS NOT NULL AND ({bad})"
 
-    def _measure_sql(self, check: Check) -> str:
-        """The aggregate over ``t`` that measures ``check`` in its table's shared pass."""
+    def _measure_sql(self, check: Check, now: datetime) -> list[str]:
+        """The aggregates over ``t`` that measure ``check`` in its table's shared pass."""
         if check.type in (CheckType.ROW_COUNT, CheckType.VOLUME_CHANGE):
-            return "count(*)"
+            return ["count(*)"]
         col = f"t.{quote(check.column or '')}"
-        if check.type is CheckType.FRESHNESS:
-            return f"max({col})"
+        if check.type is CheckType.FRESHNESS:  # see checks.freshness_metric
+            at = f"TIMESTAMP {lit(now.isoformat(sep=' '))}"
+            return [f"max({col}) FILTER (WHERE {col} <= {at})", f"count(*) FILTER (WHERE {col} > {at})",
+                    f"max({col})"]
         value = f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '')"
         if check.type is CheckType.NULL_COUNT:
-            return f"count(*) FILTER (WHERE {value} IS NULL)"
+            return [f"count(*) FILTER (WHERE {value} IS NULL)"]
         if check.type is CheckType.DUPLICATE_COUNT:
-            return f"count({value}) - count(DISTINCT {value})"
-        return f"count(*) FILTER (WHERE {self._bad_sql(check)})"
+            return [f"count({value}) - count(DISTINCT {value})"]
+        return [f"count(*) FILTER (WHERE {self._bad_sql(check)})"]
 
-    def _table_pass(self, table: str, checks: Sequence[Check]) -> tuple[list[Any], int]:
+    def _table_pass(self, table: str, checks: Sequence[Check], now: datetime) -> tuple[list[Any], int]:
         """One scan of ``table`` measuring every check in ``checks``: their values and the row count."""
-        measures = ", ".join(self._measure_sql(c) for c in checks)
-        *values, total = self.con.execute(f"SELECT {measures}, count(*) FROM {self._t(table)} t").fetchone()
-        return values, int(total)
+        parts = [self._measure_sql(c, now) for c in checks]
+        measures = ", ".join(m for p in parts for m in p)
+        *flat, total = self.con.execute(f"SELECT {measures}, count(*) FROM {self._t(table)} t").fetchone()
+        return regroup(flat, [len(p) for p in parts]), int(total)
 
     def _failing_source(self, check: Check) -> tuple[str, str]:
         """The rows a value check reads (FROM clause) and when one of them fails."""

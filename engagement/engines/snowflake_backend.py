@@ -190,6 +190,15 @@ class SnowflakeBackend:
     def filtered(self, frame: DataFrame, condition: Column) -> DataFrame:
         return frame.filter(condition)
 
+    def parse_json(self, text: Column) -> Column:
+        """TRY_PARSE_JSON allowing duplicate keys (the last wins), as DuckDB and Python's parser do.
+
+        The default ('s', strict) returns NULL for a document with any duplicate key
+        (docs: sql-reference/functions/try_parse_json); the reader already refuses documents
+        that repeat a key of the model (engagement.json_documents), so only other keys reach here.
+        """
+        return F.call_function("TRY_PARSE_JSON", text, F.lit("d"))
+
     def is_null_number(self, column: Column) -> Column:
         return column.is_null()
 

@@ -34,6 +34,7 @@ from engagement.checks import (
     SAMPLE_SIZE,
     CheckContext,
     measure_checks,
+    regroup,
     rejected_metric,
     sample_text,
 )
@@ -50,6 +51,7 @@ from engagement.model import (
     OUT_OF_YEARS,
     REJECTED,
     TABLES,
+    TABLES_BY_NAME,
     TIMESTAMP_PATTERN,
     YEARS,
     Check,
@@ -348,7 +350,7 @@ class SnowparkEngine:
         # and Python's parser raises on one nested 10,000 deep.
         parsed = F.iff(col("parse_error").is_null(), col("payload"), _null(StringType()))
         base = raw.select(col("source_file"), col("source_row"), col("payload"), col("parse_error"),
-                          F.try_parse_json(parsed).alias("_doc"), F.check_json(parsed).alias("_invalid"))
+                          self.backend.parse_json(parsed).alias("_doc"), F.check_json(parsed).alias("_invalid"))
         well_formed = col("parse_error").is_null() & F.coalesce(F.is_object(col("_doc")), lit(False))
         not_object = F.iff(col("_invalid").is_null(), lit("not a JSON object"), lit("not valid JSON"))
         return base, well_formed, F.coalesce(col("parse_error"), not_object)
@@ -535,30 +537,38 @@ class SnowparkEngine:
         # coalesce keep a NULL condition from reaching a boolean operator.
         return frame, column, column.is_not_null() & F.iff(F.coalesce(ok, lit(False)), lit(False), lit(True))
 
-    def _measure(self, check: Check) -> Column:
-        """The aggregate that measures ``check`` in its table's shared pass."""
+    def _measure(self, check: Check, now: datetime) -> list[Column]:
+        """The aggregates that measure ``check`` in its table's shared pass."""
         if check.type in (CheckType.ROW_COUNT, CheckType.VOLUME_CHANGE):
-            return F.count(lit(1))
+            return [F.count(lit(1))]
         column = col(check.column or "")
-        if check.type is CheckType.FRESHNESS:
-            return F.max(column)
+        if check.type is CheckType.FRESHNESS:  # see checks.freshness_metric
+            kind = TABLES_BY_NAME[check.table].column(check.column or "").type
+            # A date is after the check time from the next day on (a date is its midnight).
+            at, kind_type = ((lit(now.date()), DateType()) if kind is ColumnType.DATE
+                             else (self._timestamp(now), NTZ))
+            future = F.coalesce(column > at, lit(False))
+            return [F.max(F.iff(future, _null(kind_type), column)),
+                    F.sum(F.iff(future, lit(1), lit(0))), F.max(column)]
         text = F.trim(column.cast(StringType()))
         value = F.iff(text == lit(""), _null(StringType()), text)
         if check.type is CheckType.NULL_COUNT:
-            return F.sum(F.iff(value.is_null(), lit(1), lit(0)))
+            return [F.sum(F.iff(value.is_null(), lit(1), lit(0)))]
         if check.type is CheckType.DUPLICATE_COUNT:
-            return F.count(value) - F.count_distinct(value)
+            return [F.count(value) - F.count_distinct(value)]
         _, _, bad = self._value_rows(check)
-        return F.sum(F.iff(bad, lit(1), lit(0)))
+        return [F.sum(F.iff(bad, lit(1), lit(0)))]
 
-    def _table_pass(self, table: str, checks: Sequence[Check]) -> tuple[list[Any], int]:
+    def _table_pass(self, table: str, checks: Sequence[Check], now: datetime) -> tuple[list[Any], int]:
         """One aggregate over ``table`` measuring every check in ``checks``: their values and the row count."""
+        parts = [self._measure(c, now) for c in checks]
         # Each measure named: two checks may measure the same expression (row counts).
-        row = self._table(table).agg(*[self._measure(c).alias(f"_M{i}") for i, c in enumerate(checks)],
-                                     F.count(lit(1)).alias("_ROWS")).collect()[0]
-        *values, total = list(row)
-        return [_count(v) if c.type is not CheckType.FRESHNESS else (None if _missing(v) else v)
-                for c, v in zip(checks, values, strict=True)], _count(total)
+        named = [m.alias(f"_M{i}") for i, m in enumerate(m for p in parts for m in p)]
+        row = self._table(table).agg(*named, F.count(lit(1)).alias("_ROWS")).collect()[0]
+        *flat, total = list(row)
+        values = [None if _missing(v) else v for v in flat]
+        return [v if c.type is CheckType.FRESHNESS else _count(v)
+                for c, v in zip(checks, regroup(values, [len(p) for p in parts]), strict=True)], _count(total)
 
     def _own_pass(self, check: Check, context: CheckContext) -> Metric:
         """The checks measured apart from their table's shared pass."""

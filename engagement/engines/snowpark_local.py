@@ -386,6 +386,10 @@ class LocalBackend:
     def filtered(self, frame: DataFrame, condition: Column) -> DataFrame:
         return filtered(frame, condition)
 
+    def parse_json(self, text: Column) -> Column:
+        """Python's parser: duplicate keys allowed, the last wins (as on Snowflake with 'd')."""
+        return F.try_parse_json(text)
+
     def is_null_number(self, column: Column) -> Column:
         return is_null(column)
 
