@@ -12,7 +12,6 @@ from typing import Any
 from engagement.model import Check, CheckType
 from engagement.results import CheckResult, CheckStatus, Metric
 
-
 SAMPLE_SIZE = 5  # failing values kept per check
 HOURS = {"m": 1 / 60, "h": 1.0, "d": 24.0}  # freshness threshold units, in hours
 
@@ -48,7 +47,7 @@ def _instant(value: Any) -> datetime:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or value != value  # None or NaT
+    return value is None or value != value  # noqa: PLR0124 - None or NaT
 
 
 def freshness_metric(measured: tuple[Any, Any, Any], total: int, now: datetime) -> Metric:
@@ -152,9 +151,9 @@ def evaluate(check: Check, metric: Metric) -> CheckResult:
     else:
         value = metric.value
         if check.type is CheckType.ROW_COUNT:
-            breached = lambda limit: limit is not None and value < limit  # noqa: E731
+            breached = lambda limit: limit is not None and value < limit
         else:
-            breached = lambda limit: limit is not None and value > limit  # noqa: E731
+            breached = lambda limit: limit is not None and value > limit
         status = CheckStatus.FAILED if breached(fail) else CheckStatus.WARN if breached(warn) else CheckStatus.PASSED
         if metric.warning and status is CheckStatus.PASSED:
             status = CheckStatus.WARN
@@ -257,7 +256,7 @@ def measure_checks(
     def finish(i: int, value: Any, total: int) -> Metric:
         try:
             return finish_metric(checks[i], value, total, context)
-        except Exception as exc:  # one check's odd value never takes the other checks down
+        except Exception as exc:  # noqa: BLE001 - one check's odd value never takes the others down
             return error_metric(exc)
 
     for table, positions in table_passes(checks).items():

@@ -61,9 +61,7 @@ def _strings(value: object) -> Iterable[str]:
         item = stack.pop()
         if isinstance(item, str):
             yield item
-        elif isinstance(item, tuple):
-            stack.extend(item)
-        elif isinstance(item, list):
+        elif isinstance(item, (tuple, list)):
             stack.extend(item)
 
 

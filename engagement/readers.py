@@ -69,7 +69,7 @@ def _decode_lines(data: bytes) -> tuple[list[str], set[int]]:
 
 
 def _strip_eol(text: str) -> str:
-    return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
+    return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
 
 
 def _header_order(row: list[str]) -> list[int] | None:

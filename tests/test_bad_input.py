@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import CSV_HEADER, rows
+
 from engagement.model import NOT_A_STRING, OUT_OF_YEARS
 
 RAW = "raw_clickstream_events"

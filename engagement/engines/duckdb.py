@@ -25,7 +25,12 @@ from engagement.checks import (
 )
 from engagement.engines.base import FileCallback, RunContext
 from engagement.engines.duckdb_aggregate import aggregate_sql
-from engagement.exceptions import ConfigError, MissingTableError, WarehouseError, WarehouseLockedError
+from engagement.exceptions import (
+    ConfigError,
+    MissingTableError,
+    WarehouseError,
+    WarehouseLockedError,
+)
 from engagement.identifiers import quote
 from engagement.model import (
     DATE_PATTERN,
@@ -45,7 +50,12 @@ from engagement.model import (
     SourceFormat,
     Table,
 )
-from engagement.readers import iter_batches, read_ahead, read_csv_records, read_json_records
+from engagement.readers import (
+    iter_batches,
+    read_ahead,
+    read_csv_records,
+    read_json_records,
+)
 from engagement.results import IngestCounts, MergeCounts, Metric
 from engagement.sources import SourceFile
 
@@ -138,7 +148,7 @@ class DuckDBEngine:
 
     def source_root(self, source: str) -> None:
         """None: the embedded engine reads every source through this process."""
-        return None
+        return
 
     def _create_sql(self, table: Table, name: str, verb: str) -> str:
         """``verb`` (CREATE TABLE …) ``name`` with the columns, types and NOT NULLs of the model table."""

@@ -27,7 +27,15 @@ from snowflake.snowpark import Column, DataFrame, Row, Session, Window
 from snowflake.snowpark import Table as SnowparkTable
 from snowflake.snowpark.exceptions import SnowparkClientException, SnowparkSQLException
 from snowflake.snowpark.functions import col, lit, when_matched, when_not_matched
-from snowflake.snowpark.types import DataType, DateType, DoubleType, LongType, StringType, TimestampTimeZone, TimestampType
+from snowflake.snowpark.types import (
+    DataType,
+    DateType,
+    DoubleType,
+    LongType,
+    StringType,
+    TimestampTimeZone,
+    TimestampType,
+)
 
 from engagement.aggregate import Aggregate, typed_frame
 from engagement.checks import (
