@@ -55,6 +55,11 @@ class Observer:
     step_finished: Callable[[StepResult], None] = lambda result: None
 
 
+def unreadable_message(unreadable: dict[str, str]) -> str:
+    """One line for the files of a source left out because they could not be read."""
+    return f"{len(unreadable)} file(s) left out, the others loaded: " + "; ".join(unreadable.values())
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as one line for logs and tables (tool errors already are one line)."""
     if isinstance(exc, EngagementError):
@@ -91,7 +96,11 @@ class _Run:
                       self.engine.name, self.ctx.source, self.engine.location)
 
     def finish(self, ok: bool) -> RunResult:
-        """Close the run's row, count the tables, and return the result."""
+        """Close the run's row, count the tables, and return the result.
+
+        A run that left out a file it could not read is an ERROR (exit 3) even though every
+        step finished: the other files were loaded, merged and checked."""
+        ok = ok and self.result.error is None
         step = self.run_step
         step.status = StepStatus.SUCCEEDED if ok else StepStatus.ERROR
         step.error_message = self.result.error
@@ -210,7 +219,13 @@ def _ingest(run: _Run, root: Root, full_refresh: bool = False) -> bool:
                 return
             counts = run.engine.ingest(run.ctx, s, files[s.name], on_file=run.observer.file_loaded)
             counts.skipped = skipped[s.name]
-            incremental.record(run.engine, s, files[s.name], run.ctx.run_id, run.ctx.started_at)
+            # A file that could not be read is not recorded as loaded: the next run tries it again.
+            loaded = [f for f in files[s.name] if f.relpath not in counts.unreadable]
+            incremental.record(run.engine, s, loaded, run.ctx.run_id, run.ctx.started_at)
+            if counts.unreadable:
+                step.error_message = unreadable_message(counts.unreadable)
+                run.log.error("%s", step.error_message)
+                run.result.error = run.result.error or step.error_message
             run.result.ingest.append(counts)
             step.files, step.rows_read = counts.files, counts.read
             step.rows_rejected, step.rows_loaded = counts.rejected_total, counts.accepted
@@ -326,6 +341,9 @@ def finish_run(engine: Engine, run_id: str, *, failure: str | None = None,
         return load_run(engine, run_id)
     error = None
     for s in steps.itertuples():
+        if s.step == "ingest" and s.status == StepStatus.SUCCEEDED.value and isinstance(s.error_message, str):
+            error = error or s.error_message  # a file left out (see unreadable_message); go on looking
+            continue
         if s.status not in (StepStatus.SUCCEEDED.value, StepStatus.SKIPPED.value):
             table = f" {s.table_name}" if isinstance(s.table_name, str) else ""
             error = s.error_message if isinstance(s.error_message, str) else f"step {s.step}{table} did not finish"

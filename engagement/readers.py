@@ -17,14 +17,18 @@ import csv
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engagement.exceptions import SourceError
 from engagement.json_documents import array_elements, judge
 from engagement.model import CLICKSTREAM, CSV_HEADER
+
+if TYPE_CHECKING:
+    from engagement.sources import SourceFile
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -193,6 +197,15 @@ def _json_lines_slow(data: bytes) -> pa.Table:
     documents = pa.array(payloads, pa.large_string())
     return pa.table([documents, judge(documents, pa.array(errors, pa.string()), JSON_KEYS),
                      pa.array(rows, pa.int64())], schema=JSON_SCHEMA)
+
+
+def read_file(file: SourceFile, reader: Callable[[bytes], pa.Table]) -> pa.Table | SourceError:
+    """``file``'s records, or the one-line error of a file that cannot be read at all (a broken
+    gzip, a file gone or unreadable): that file is left out, and the others still load."""
+    try:
+        return reader(file.read_bytes())
+    except SourceError as exc:
+        return exc
 
 
 def iter_batches(table: pa.Table, rows: int = 500_000) -> Iterator[pa.Table]:

@@ -36,6 +36,7 @@ class IngestCounts:
     read: int
     rejected: dict[str, int] = field(default_factory=dict)
     skipped: int = 0  # files loaded before and unchanged since: not read
+    unreadable: dict[str, str] = field(default_factory=dict)  # relpath -> why it could not be read: left out
 
     @property
     def rejected_total(self) -> int:

@@ -224,3 +224,28 @@ def test_only_future_dated_events_are_as_stale_as_none(engine, source, run):
     check = _freshness(result)
     assert check.status.value == "FAILED"
     assert "has no value at or before the check time" in check.message
+
+
+# -- one bad file stops only itself ----------------------------------------------------------
+
+
+def test_an_unreadable_file_is_left_out_and_the_others_load(engine, source, run):
+    from engagement.results import StepStatus
+
+    root = source({"clickstream/a.jsonl": line(ev("e1")) + "\n", "customers/a.csv": f"{CSV_HEADER}\nC1,A,a@x,NA,2024-01-01\n"})
+    (root / "clickstream" / "b.jsonl.gz").write_bytes(b"not gzip at all")
+    result = run(root)
+    assert result.status is StepStatus.ERROR
+    assert result.error == ("1 file(s) left out, the others loaded: cannot read "
+                            f"{root}/clickstream/b.jsonl.gz: Not a gzipped file (b'no'); fix or remove the file and rerun")
+    assert keys(engine, "fact_click_events", "event_id") == ["e1"]
+    assert keys(engine, "dim_customer", "customer_id") == ["C1"]
+    assert result.checks, "the checks still ran"
+    assert (ingest_of(result).files, ingest_of(result).read) == (1, 1)
+    # fixed, the next run loads it (it was never recorded as loaded)
+    import gzip
+
+    (root / "clickstream" / "b.jsonl.gz").write_bytes(gzip.compress((line(ev("e2")) + "\n").encode()))
+    again = run(root)
+    assert again.status is StepStatus.SUCCEEDED, again.error
+    assert keys(engine, "fact_click_events", "event_id") == ["e1", "e2"]

@@ -28,6 +28,7 @@ from engagement.engines.duckdb_aggregate import aggregate_sql
 from engagement.exceptions import (
     ConfigError,
     MissingTableError,
+    SourceError,
     WarehouseError,
     WarehouseLockedError,
 )
@@ -53,6 +54,7 @@ from engagement.model import (
 from engagement.readers import (
     iter_batches,
     read_ahead,
+    read_file,
     read_csv_records,
     read_json_records,
 )
@@ -189,7 +191,11 @@ class DuckDBEngine:
         loading, validated = f"_loading_{raw.name}", self._validated_name(source)
         loading_validated = f"_loading{validated}"
         self.con.execute(self._create_sql(raw, loading, "CREATE OR REPLACE TABLE"))
-        for file, records in read_ahead(files, lambda f: reader(f.read_bytes())):
+        unreadable: dict[str, str] = {}
+        for file, records in read_ahead(files, lambda f: read_file(f, reader)):
+            if isinstance(records, SourceError):
+                unreadable[file.relpath] = str(records)
+                continue
             with self._transaction():
                 for batch in iter_batches(records):
                     self.con.register("_batch", batch)
@@ -227,7 +233,8 @@ class DuckDBEngine:
                     [run.run_id, raw.name],
                 ).fetchall()
             )
-        return IngestCounts(raw.name, files=len(files), read=read, rejected=rejected)
+        return IngestCounts(raw.name, files=len(files) - len(unreadable), read=read, rejected=rejected,
+                            unreadable=unreadable)
 
     # -- rules compiled to SQL -------------------------------------------------------------
 

@@ -52,7 +52,7 @@ from engagement.engines.snowflake_ddl import qualified
 from engagement.engines.snowflake_stage import ExternalStageRoot
 from engagement.engines.snowpark_local import LocalBackend
 from engagement.engines.snowpark_types import NTZ, TYPES, struct_type
-from engagement.exceptions import ConfigError, MissingTableError, WarehouseError
+from engagement.exceptions import ConfigError, MissingTableError, SourceError, WarehouseError
 from engagement.model import (
     DATE_PATTERN,
     NOT_A_STRING,
@@ -72,7 +72,7 @@ from engagement.model import (
     SourceFormat,
     Table,
 )
-from engagement.readers import read_csv_records, read_json_records
+from engagement.readers import read_csv_records, read_file, read_json_records
 from engagement.results import IngestCounts, MergeCounts, Metric
 from engagement.sources import SourceFile
 
@@ -242,10 +242,15 @@ class SnowparkEngine:
         # The files are read and staged before the transaction (PUT is no DML) and the staged
         # copy removed after it, committed or not (see snowflake_backend.StageLoader).
         read = 0
+        unreadable: dict[str, str] = {}
         loader = self.backend.raw_loader(run.run_id, raw, self.database, self.schema)
         try:
             for file in files:
-                records = self._with_lineage(reader(file.read_bytes()), file, run)
+                content = read_file(file, reader)
+                if isinstance(content, SourceError):
+                    unreadable[file.relpath] = str(content)
+                    continue
+                records = self._with_lineage(content, file, run)
                 loader.add(records)
                 read += records.num_rows
                 if on_file:
@@ -259,7 +264,8 @@ class SnowparkEngine:
                 rejected = self._rejected_counts(run, raw)
         finally:
             loader.cleanup()
-        return IngestCounts(raw.name, files=len(files), read=read, rejected=rejected)
+        return IngestCounts(raw.name, files=len(files) - len(unreadable), read=read, rejected=rejected,
+                            unreadable=unreadable)
 
     def _append_rejects(self, run: RunContext, source: Source) -> None:
         for rejects in (self._malformed(source), self._filtered(self._checked(source), col("reason").is_not_null())):
