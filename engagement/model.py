@@ -361,7 +361,8 @@ class Check:
 
     Three types measure something other than bad rows (all WARN/FAILED *above*):
 
-    - ``freshness``: hours since the newest value of a timestamp ``column``;
+    - ``freshness``: hours since the newest value of a timestamp ``column`` at or before the
+      check time (later values are ignored, and make the check at least WARN);
       thresholds are durations (``36h``, ``2d``, ``90m``; a bare number is hours).
     - ``rejected_rows``: records of a raw table's source that the latest load of
       it (normally this run's) rejected; ``%`` is a share of the records read.
