@@ -8,8 +8,9 @@ that shows any of those constructs (or does not even look like one object) is ju
 once, by a strict RFC 8259 parser, and reaches the engines either with a ``parse_error``
 or known to be plain JSON. The engines parse only documents where their parsers agree.
 
-The screen is vectorised (RE2 over the whole column); false positives only cost a strict
-parse of that document in Python.
+The screen is vectorised: one RE2 pass over the column (about 0.35 s per million events on
+the 2-core machine of the README), plus a count of brackets in documents long enough to nest
+too deep. False positives only cost a strict parse of that document in Python.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ _SUSPECT = (
     r"|\}[ \t\r\n]*\{|/[/*]|'"
 )
 _OPENERS = r"[\[{]"
+
+
+def _screen(keys: tuple[str, ...]) -> str:
+    """The one regex of every suspect construct, and of each key of the model appearing twice."""
+    return "|".join([_SUSPECT, *(f'"{re.escape(k)}".*"{re.escape(k)}"' for k in keys)])
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -105,12 +111,15 @@ def judge(documents: pa.Array, errors: pa.Array, keys: tuple[str, ...]) -> pa.Ar
     """``errors`` with a strict verdict added for every document the engines must not judge."""
     trimmed = pc.utf8_trim(documents, characters=JSON_WHITESPACE)
     plain = pc.and_(pc.starts_with(trimmed, "{"), pc.ends_with(trimmed, "}"))
-    suspect = pc.or_(pc.invert(plain), pc.match_substring_regex(documents, _SUSPECT))
-    suspect = pc.or_(suspect, pc.greater(pc.count_substring_regex(documents, _OPENERS), 32))
-    for key in keys:
-        suspect = pc.or_(suspect, pc.greater(pc.count_substring(documents, f'"{key}"'), 1))
-    suspect = pc.and_(suspect, pc.is_null(errors))
-    positions = np.flatnonzero(suspect.to_numpy(zero_copy_only=False))
+    suspect = pc.or_(pc.invert(plain), pc.match_substring_regex(documents, _screen(keys)))
+    suspect = pc.and_(suspect, pc.is_null(errors)).to_numpy(zero_copy_only=False).copy()
+    # Nesting deeper than MAX_DEPTH takes more than 2 * MAX_DEPTH characters: only such documents are counted.
+    long = np.flatnonzero(pc.greater(pc.binary_length(documents), 2 * MAX_DEPTH).to_numpy(zero_copy_only=False))
+    if len(long):
+        openers = pc.count_substring_regex(documents.take(pa.array(long)), _OPENERS).to_numpy(zero_copy_only=False)
+        deep = long[openers > MAX_DEPTH]
+        suspect[deep] |= pc.is_null(errors).to_numpy(zero_copy_only=False)[deep]
+    positions = np.flatnonzero(suspect)
     if not len(positions):
         return errors
     verdicts = errors.to_pylist()

@@ -249,3 +249,24 @@ def test_an_unreadable_file_is_left_out_and_the_others_load(engine, source, run)
     again = run(root)
     assert again.status is StepStatus.SUCCEEDED, again.error
     assert keys(engine, "fact_click_events", "event_id") == ["e1", "e2"]
+
+
+# -- 16. odd offsets get the same instant on every engine ------------------------------------
+
+
+def test_odd_offsets_are_the_same_instant_on_every_engine(engine, source, run):
+    import pandas as pd
+
+    cases = {
+        "2026-01-01T00:00:00+23:59": "2025-12-31 00:01:00",
+        "2026-01-01T00:00:00-23:59": "2026-01-01 23:59:00",
+        "2026-01-01T00:00:00+00:01": "2025-12-31 23:59:00",
+        "2026-01-01T00:00:00+14:00": "2025-12-31 10:00:00",
+        "1900-01-01T00:00:00+01:00": "1899-12-31 23:00:00",
+        "2199-12-31T23:59:59-01:00": "2200-01-01 00:59:59",
+    }
+    docs = [ev(f"e{i}", value) for i, value in enumerate(cases)]
+    result = run(source({"clickstream/a.jsonl": "".join(line(d) + "\n" for d in docs)}))
+    assert verdicts(engine, result) == []
+    stored = {r["event_id"]: pd.Timestamp(r["event_timestamp"]) for r in rows(engine, "fact_click_events")}
+    assert {d["timestamp"]: stored[d["event_id"]] for d in docs} == {k: pd.Timestamp(v) for k, v in cases.items()}
