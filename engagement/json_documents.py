@@ -165,8 +165,6 @@ def array_elements(text: str) -> list[str] | None:
             return out if not text[pos + 1:].strip(JSON_WHITESPACE) else None
         try:
             end = _DECODER.raw_decode(text, pos)[1]
-            if not text.startswith((",", "]"), _skip(text, end)):
-                raise ValueError("more than one value")  # e.g. `{…} // note`: one element, rejected whole
         except (ValueError, RecursionError):
             found = _element_end(text, pos)
             if found is None:
