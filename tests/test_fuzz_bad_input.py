@@ -19,8 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import CSV_HEADER, rows
+
 from engagement.results import StepStatus
 
 T0 = "2026-01-01T10:00:00Z"
