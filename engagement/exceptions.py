@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     CHECK_FAILED = 1  # a data-quality check FAILED
     USAGE = 2  # usage or configuration error; nothing was run
     STEP_ERROR = 3  # a pipeline step errored; its table kept the previous state
+    INTERRUPTED = 130  # Ctrl-C (SIGINT): committed steps stay, the step in progress was rolled back
 
 
 class EngagementError(Exception):
