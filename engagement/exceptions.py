@@ -26,6 +26,12 @@ class EngagementError(Exception):
     exit_code: ExitCode = ExitCode.STEP_ERROR
 
 
+class Interrupted(EngagementError):
+    """Ctrl-C stopped a run; the message names what had committed and what was in progress."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
 class ConfigError(EngagementError):
     """A setting, flag or environment variable is wrong. Message names it and the fix."""
 
