@@ -43,6 +43,7 @@ from engagement.model import (
 from engagement.readers import iter_batches, read_ahead, read_csv_records, read_json_records
 from engagement.results import IngestCounts, MergeCounts, Metric
 from engagement.sources import SourceFile
+from engagement.views import CURRENT_REJECTED_RECORDS, current_rejected_records_sql
 
 TYPES = {
     ColumnType.VARCHAR: "VARCHAR",
@@ -130,6 +131,8 @@ class DuckDBEngine:
             for table in TABLES:
                 self.con.execute(self._create_sql(table, table.name, "CREATE TABLE IF NOT EXISTS"))
                 self._add_missing_columns(table)
+            self.con.execute(f"CREATE OR REPLACE VIEW {self._t(CURRENT_REJECTED_RECORDS)} AS "
+                             f"{current_rejected_records_sql(self._t)}")
 
     def source_root(self, source: str) -> None:
         """None: the embedded engine reads every source through this process."""
