@@ -125,6 +125,7 @@ def _type_keys(kind: CheckType, entry: dict[str, Any], table: Table) -> dict[str
             re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+        _engine_dialects(pattern)
         if re.search(r"(?<!\\)\(\?", pattern):  # (?=...), (?i) ...; an escaped \(? is fine
             raise ValueError(f"pattern {pattern!r} uses (?...), which Snowflake and DuckDB do not share; use POSIX ERE")
         return {"pattern": pattern}
@@ -175,3 +176,25 @@ def load_checks(path: Path | None = None) -> tuple[Check, ...]:
             raise ConfigError(f"checks file {path}: the name {check.name!r} is used twice; names must be unique")
         checks.append(check)
     return tuple(checks)
+
+
+# Snowflake's regexp functions take "most of the POSIX ERE syntax", with one named exception:
+# non-greedy quantifiers (*?, ??, +?) are not supported
+# (https://docs.snowflake.com/sql-reference/functions-regexp, General usage notes).
+NON_GREEDY = re.compile(r"(?<!\\)[*+?}]\?")
+
+
+def _engine_dialects(pattern: str) -> None:
+    """Refuse a pattern DuckDB (RE2) or Snowflake (POSIX ERE) would reject only once the load ran."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()  # RE2: e.g. no backreferences
+    except duckdb.Error as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise ValueError(f"pattern {pattern!r} is not valid in DuckDB's RE2 dialect ({reason}); use POSIX ERE") from None
+    finally:
+        con.close()
+    if NON_GREEDY.search(pattern):
+        raise ValueError(f"pattern {pattern!r} uses a non-greedy quantifier (*?, +?, ??), which Snowflake does not support")

@@ -77,8 +77,9 @@ def _guard(work: Callable[[], T]) -> T:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        err_console.print("[red]interrupted[/]: the step in progress was rolled back")
-        raise typer.Exit(ExitCode.STEP_ERROR) from None
+        err_console.print("[red]interrupted[/]: committed steps are kept and the step in progress was rolled back; "
+                          "rerun to resume", highlight=False, soft_wrap=True)
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     except Exception as exc:  # a bug: one line here, the traceback in the log file
         log.exception("unexpected error")
         err_console.print(

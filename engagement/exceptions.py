@@ -17,12 +17,19 @@ class ExitCode(IntEnum):
     CHECK_FAILED = 1  # a data-quality check FAILED
     USAGE = 2  # usage or configuration error; nothing was run
     STEP_ERROR = 3  # a pipeline step errored; its table kept the previous state
+    INTERRUPTED = 130  # Ctrl-C (SIGINT): committed steps stay, the step in progress was rolled back
 
 
 class EngagementError(Exception):
     """Base of every error the tool raises on purpose."""
 
     exit_code: ExitCode = ExitCode.STEP_ERROR
+
+
+class Interrupted(EngagementError):
+    """Ctrl-C stopped a run; the message names what had committed and what was in progress."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 class ConfigError(EngagementError):

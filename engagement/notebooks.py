@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engagement.exceptions import ConfigError
+from engagement.exceptions import ConfigError, Interrupted
 
 if TYPE_CHECKING:
     from engagement.config import Settings
@@ -287,7 +287,11 @@ def run_chain(settings: Settings, *, output_dir: Path = Path("runs"), run_date: 
         except KeyboardInterrupt:
             nb.status, nb.error = "ERROR", "interrupted"
             _close(settings, run_id, nb, folder)
-            raise
+            done = [r.name for r in runs if r.status == "SUCCEEDED"]
+            raise Interrupted(
+                f"interrupted in notebook {nb.name} (its step in progress was rolled back; "
+                f"{'committed: ' + ', '.join(done) if done else 'no notebook had finished'}); rerun to resume"
+            ) from None
         if nb.status != "SUCCEEDED":
             failed = nb
             break

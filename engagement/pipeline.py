@@ -60,6 +60,13 @@ def unreadable_message(unreadable: dict[str, str]) -> str:
     return f"{len(unreadable)} file(s) left out, the others loaded: " + "; ".join(unreadable.values())
 
 
+def _is_interrupt(exc: BaseException) -> bool:
+    """An engine's error that stands for a Ctrl-C (the query was cancelled by SIGINT)."""
+    import duckdb
+
+    return isinstance(exc, duckdb.InterruptException) or "Query interrupted" in str(exc)
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as one line for logs and tables (tool errors already are one line)."""
     if isinstance(exc, EngagementError):
@@ -142,6 +149,11 @@ class _Run:
             if result.status is StepStatus.STARTED:  # work may say SKIPPED
                 result.status = StepStatus.SUCCEEDED
         except Exception as exc:  # every error ends as an ERROR row, never a silent stop
+            if _is_interrupt(exc):  # DuckDB turns SIGINT into InterruptException / "Query interrupted"
+                result.status, result.error_message = StepStatus.ERROR, "interrupted"
+                result.finished_at = utcnow()
+                self._write(result)
+                raise KeyboardInterrupt from exc
             result.status, result.error_message = StepStatus.ERROR, one_line(exc)
             self.result.error = result.error_message
             self.log.error("step %s %s failed: %s", name, table or "", result.error_message,

@@ -62,6 +62,8 @@ REF = ("  - name: f\n    type: referential_integrity\n    table: fact_click_even
         ("checks:\n" + PATTERN.replace("    pattern: '[a-z]+'\n", ""), ["pattern needs pattern"]),
         ("checks:\n" + PATTERN.replace("'[a-z]+'", "'[a-z'"), ["pattern '[a-z'", "not a valid regular expression"]),
         ("checks:\n" + PATTERN.replace("'[a-z]+'", "'(?=a)b'"), ["POSIX ERE"]),
+        ("checks:\n" + PATTERN.replace("'[a-z]+'", "'(a)\\1'"), ["check p", "RE2", "POSIX ERE"]),
+        ("checks:\n" + PATTERN.replace("'[a-z]+'", "'a+?b'"), ["check p", "non-greedy", "Snowflake"]),
         ("checks:\n" + REF.replace("    ref_column: customer_id\n", ""), ["needs ref_column"]),
         ("checks:\n" + REF.replace("    ref_table: dim_customer\n", ""), ["needs ref_table"]),
         ("checks:\n" + REF.replace("ref_table: dim_customer", "ref_table: customers"), ["ref_table 'customers'", "not a table"]),
@@ -168,3 +170,13 @@ def test_the_new_types_read_with_their_defaults(tmp_path: Path) -> None:
     assert (fresh.type, fresh.warn, fresh.column) == (CheckType.FRESHNESS, "36h", "event_timestamp")
     assert (rejected.type, rejected.column, rejected.warn) == (CheckType.REJECTED_ROWS, None, "1%")
     assert (volume.type, volume.window) == (CheckType.VOLUME_CHANGE, 7)
+
+
+def test_a_backreference_pattern_stops_the_run_before_anything_loads(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", GOOD)
+    (tmp_path / "c.yml").write_text("checks:\n" + PATTERN.replace("'[a-z]+'", "'(a)\\1'"))
+    proc = cli(tmp_path, "run", "-s", "src", "-w", "w.duckdb", "--checks", "c.yml")
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [proc.stderr.strip()]
+    assert "check p" in proc.stderr and "RE2" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "w.duckdb").exists()  # nothing ran

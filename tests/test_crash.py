@@ -126,3 +126,24 @@ def test_kill_between_steps_then_rerun_equals_a_clean_run(tmp_path: Path, source
     got, want = snapshot(wh), snapshot(fresh)
     for table in ("dim_customer", "fact_click_events", "raw_clickstream_events", "raw_customer_demographics"):
         assert content(got[table]) == content(want[table]), table
+
+
+def test_current_rejected_records_counts_a_killed_runs_rejects_once(tmp_path: Path, sources) -> None:
+    a, b = sources
+    wh = tmp_path / "w.duckdb"
+    run_once(wh, a)
+    crash(wh, b, "between")  # its ingest steps (and their rejects) committed
+    run_once(wh, b)
+    fresh = tmp_path / "fresh.duckdb"
+    run_once(fresh, b)
+    query = "SELECT reason, count(*) FROM {} GROUP BY reason ORDER BY reason"
+    got, want = DuckDBEngine(wh), DuckDBEngine(fresh)
+    try:
+        all_rows = got.con.execute(query.format("rejected_records")).fetchall()
+        current = got.con.execute(query.format("current_rejected_records")).fetchall()
+        clean = want.con.execute(query.format("current_rejected_records")).fetchall()
+    finally:
+        got.close()
+        want.close()
+    assert current == clean  # the README's query over the view: as after one clean run
+    assert sum(n for _, n in all_rows) > sum(n for _, n in current)  # the table keeps every run's rejects

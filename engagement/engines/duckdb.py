@@ -60,6 +60,7 @@ from engagement.readers import (
 )
 from engagement.results import IngestCounts, MergeCounts, Metric
 from engagement.sources import SourceFile
+from engagement.views import CURRENT_REJECTED_RECORDS, current_rejected_records_sql
 
 TYPES = {
     ColumnType.VARCHAR: "VARCHAR",
@@ -147,6 +148,8 @@ class DuckDBEngine:
             for table in TABLES:
                 self.con.execute(self._create_sql(table, table.name, "CREATE TABLE IF NOT EXISTS"))
                 self._add_missing_columns(table)
+            self.con.execute(f"CREATE OR REPLACE VIEW {self._t(CURRENT_REJECTED_RECORDS)} AS "
+                             f"{current_rejected_records_sql(self._t)}")
 
     def source_root(self, source: str) -> None:
         """None: the embedded engine reads every source through this process."""
