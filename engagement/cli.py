@@ -129,6 +129,8 @@ def generate(
         from engagement.exceptions import ConfigError
         from engagement.generate import generate as write
 
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file, not a folder; name a new or existing folder")
         try:
             with err_console.status("generating…"):
                 dated = {"start_date": start_date.date()} if start_date else {}
@@ -283,6 +285,8 @@ def status(
         from engagement.exceptions import ConfigError
         from engagement.history import recent_runs
 
+        if limit < 1:
+            raise ConfigError(f"--limit {limit}: how many runs to show must be 1 or more; e.g. --limit 10")
         settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection)
         if settings.engine == "snowpark-local":
             raise ConfigError("snowpark-local keeps nothing between commands; use --engine duckdb or snowflake")

@@ -207,3 +207,15 @@ def test_a_source_without_clickstream_files_warns_and_fails_its_row_count(tmp_pa
     assert checks["raw_clickstream_events_row_count"] == "FAILED"
     shown = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb")
     assert "warning: no clickstream files" in shown.stdout
+
+
+def test_bad_numbers_and_files_for_options_are_one_line_usage_errors(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "status", "--limit", "-5", "--warehouse", "w.duckdb")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "--limit -5", "1 or more")
+    (tmp_path / "taken").write_text("x")
+    proc = cli(tmp_path, "generate", "--out", "taken", "--customers", "10", "--events", "10")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "is a file, not a folder")
+    assert (tmp_path / "taken").read_text() == "x"
+    assert not (tmp_path / "w.duckdb").exists()
