@@ -146,6 +146,9 @@ class Settings(BaseSettings):
 
 
 SECRETS = ("slack_webhook_url", "smtp_password")  # never echoed back, not even in an error
+# the settings the CLI takes as a flag (cli.py's options); every other setting only as ENGAGEMENT_<NAME>
+FLAGS = {"source": "--source", "warehouse": "--warehouse", "engine": "--engine", "checks_file": "--checks",
+         "full_refresh": "--full-refresh", "snowflake_connection": "--connection"}
 FIXES = {
     "engine": f"choose one of: {', '.join(ENGINES)} (--engine or ENGAGEMENT_ENGINE)",
     "log_level": "choose DEBUG, INFO, WARNING or ERROR (ENGAGEMENT_LOG_LEVEL)",
@@ -167,6 +170,6 @@ def load_settings(**overrides: Any) -> Settings:
         if isinstance(err.get("ctx", {}).get("error"), ConfigError):
             raise err["ctx"]["error"] from None
         env = "ENGAGEMENT_SCHEMA" if name in ("schema_name", "ENGAGEMENT_SCHEMA") else f"ENGAGEMENT_{name.upper()}"
-        fix = FIXES.get(name, f"fix --{name.replace('_', '-')} or {env}")
+        fix = FIXES.get(name, f"fix {FLAGS[name]} or {env}" if name in FLAGS else f"fix {env}")
         shown = "(secret)" if name in SECRETS else repr(err.get("input"))
         raise ConfigError(f"{env}={shown} is not valid: {err['msg']}; {fix}") from None
