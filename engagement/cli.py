@@ -89,11 +89,18 @@ def _guard(work: Callable[[], T]) -> T:
         raise typer.Exit(ExitCode.STEP_ERROR) from None
 
 
-def _settings(**flags: Any):
+def _settings(*, reads_warehouse: bool = False, reads_source: bool = False, **flags: Any):
+    """Settings from ``flags``, validated before any file or folder (the log folder first) is created:
+    ``reads_warehouse`` commands refuse a warehouse that does not exist, ``reads_source`` ones a bad source."""
     from engagement.config import load_settings
     from engagement.logs import configure
+    from engagement.preflight import check_source, check_warehouse
 
     settings = load_settings(**flags)
+    if settings.engine == "duckdb":
+        check_warehouse(settings.warehouse, must_exist=reads_warehouse)
+    if reads_source:
+        check_source(settings.source)
     configure(settings.log_dir, settings.log_level)
     return settings
 
@@ -169,7 +176,7 @@ def run(
         from engagement.pipeline import run_pipeline
 
         settings = _settings(source=source, warehouse=warehouse, engine=engine, snowflake_connection=connection,
-                             checks_file=checks, full_refresh=full_refresh or None)
+                             checks_file=checks, full_refresh=full_refresh or None, reads_source=True)
         return _execute(settings, as_json, lambda eng, obs, checks: run_pipeline(
             eng, settings.source, checks=checks, observer=obs, full_refresh=settings.full_refresh))
 
@@ -264,7 +271,8 @@ def checks_command(
     def work() -> ExitCode:
         from engagement.pipeline import run_checks_only
 
-        settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection, checks_file=checks)
+        settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection, checks_file=checks,
+                             reads_warehouse=True)
         return _execute(settings, as_json, lambda eng, obs, checks: run_checks_only(eng, checks=checks, observer=obs))
 
     raise typer.Exit(_guard(work))
@@ -287,7 +295,8 @@ def status(
 
         if limit < 1:
             raise ConfigError(f"--limit {limit}: how many runs to show must be 1 or more; e.g. --limit 10")
-        settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection)
+        settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection,
+                             reads_warehouse=True)
         if settings.engine == "snowpark-local":
             raise ConfigError("snowpark-local keeps nothing between commands; use --engine duckdb or snowflake")
         eng = create_engine(settings, read_only=True)

@@ -219,3 +219,31 @@ def test_bad_numbers_and_files_for_options_are_one_line_usage_errors(tmp_path: P
     assert_one_line_error(proc, "is a file, not a folder")
     assert (tmp_path / "taken").read_text() == "x"
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_command_refused_before_it_starts_creates_nothing(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "run", "--source", "missing")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "missing does not exist")
+    proc = cli(tmp_path, "checks", "--warehouse", "typo.duckdb")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "typo.duckdb does not exist", "--warehouse")
+    proc = cli(tmp_path, "status", "--warehouse", "typo.duckdb")
+    assert proc.returncode == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no warehouse/, no logs/
+
+
+def test_a_warehouse_or_source_of_the_wrong_kind_is_a_config_error_with_a_fix(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "notes.txt").write_text("not a database, not a folder of sources")
+    cases = {("--warehouse", "src"): "is a folder, not a DuckDB file",
+             ("--warehouse", "notes.txt"): "is not a DuckDB database",
+             ("--warehouse", "notes.txt/w.duckdb"): "is a file, not a folder",
+             ("--source", "notes.txt"): "is a file, not a folder",
+             ("--source", ""): "the source is empty"}
+    for (flag, value), words in cases.items():
+        args = ("run", "--source", "src", flag, value) if flag == "--warehouse" else ("run", flag, value)
+        proc = cli(tmp_path, *args, "--warehouse", "w.duckdb") if flag == "--source" else cli(tmp_path, *args)
+        assert proc.returncode == 2, (flag, value, proc.stderr)
+        assert_one_line_error(proc, words, flag)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "src"]
