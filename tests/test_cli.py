@@ -247,3 +247,15 @@ def test_a_warehouse_or_source_of_the_wrong_kind_is_a_config_error_with_a_fix(tm
         assert proc.returncode == 2, (flag, value, proc.stderr)
         assert_one_line_error(proc, words, flag)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "src"]
+
+
+def test_a_broken_link_or_pipe_among_the_sources_is_named_and_the_run_goes_on(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", GOOD)
+    (tmp_path / "src" / "customers" / "broken.csv").symlink_to(tmp_path / "nowhere.csv")
+    os.mkfifo(tmp_path / "src" / "customers" / "pipe.csv")
+    proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb")
+    assert proc.returncode == 0, proc.stderr
+    log = (tmp_path / "logs" / "engagement.log").read_text()
+    for name in ("broken.csv", "pipe.csv"):
+        line, = [x for x in log.splitlines() if name in x]
+        assert "skipped source" in line and "not a regular file" in line
