@@ -6,6 +6,7 @@ data-quality check FAILED, 2 usage or configuration error, 3 a step errored.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sys
@@ -79,14 +80,26 @@ def _guard(work: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]: the step in progress was rolled back")
         raise typer.Exit(ExitCode.STEP_ERROR) from None
-    except Exception as exc:  # a bug: one line here, the traceback in the log file
-        log.exception("unexpected error")
-        err_console.print(
-            f"[red]error:[/] unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-            "(traceback in the log file; please report it)",
-            highlight=False, soft_wrap=True,
-        )
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise _unexpected(exc) from None
+        err_console.print(f"[red]error:[/] the disk is full ({exc.filename or 'writing'}); free some space "
+                          "(or point --warehouse / ENGAGEMENT_LOG_DIR elsewhere) and run again", highlight=False,
+                          soft_wrap=True)
         raise typer.Exit(ExitCode.STEP_ERROR) from None
+    except Exception as exc:  # a bug: one line here, the traceback in the log file
+        raise _unexpected(exc) from None
+
+
+def _unexpected(exc: BaseException) -> typer.Exit:
+    """A bug: one line here, the traceback in the log file."""
+    log.error("unexpected error", exc_info=exc)
+    err_console.print(
+        f"[red]error:[/] unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+        "(traceback in the log file; please report it)",
+        highlight=False, soft_wrap=True,
+    )
+    return typer.Exit(ExitCode.STEP_ERROR)
 
 
 def _settings(*, reads_warehouse: bool = False, reads_source: bool = False, **flags: Any):

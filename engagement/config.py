@@ -18,7 +18,9 @@ from engagement.identifiers import validate
 
 ENGINES = ("duckdb", "snowflake", "snowpark-local")
 EngineName = Literal["duckdb", "snowflake", "snowpark-local"]
-MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+MEMORY_UNITS = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+MIN_MEMORY = 64e6  # below this DuckDB cannot run a step's plans (at 1MB even a small CREATE fails)
 # ALTER WAREHOUSE ... WAREHOUSE_SIZE takes these (docs.snowflake.com/en/sql-reference/sql/alter-warehouse);
 # SHOW WAREHOUSES reports them as X-Small, Small, ..., 2X-Large, 3X-Large, 4X-Large ... 6X-Large.
 WAREHOUSE_SIZES = ("XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE", "XXLARGE", "XXXLARGE", "X4LARGE", "X5LARGE", "X6LARGE")
@@ -134,9 +136,13 @@ class Settings(BaseSettings):
         if value is None or str(value).strip() == "":
             return None
         text = str(value).strip()
-        if not MEMORY.match(text):
+        size = MEMORY.match(text)
+        if not size:
             raise ConfigError(f"ENGAGEMENT_DUCKDB_MEMORY_LIMIT={value!r} is not a size: use a number and a unit, "
                               "such as 1GB or 512MB (empty: DuckDB's default)")
+        if float(size[1]) * MEMORY_UNITS[size[2].lower()] < MIN_MEMORY:
+            raise ConfigError(f"ENGAGEMENT_DUCKDB_MEMORY_LIMIT={value!r} is too small for DuckDB to run a step: "
+                              "set 64MB or more, such as 1GB (empty: DuckDB's default)")
         return text
 
     @field_validator("alert_min_severity", mode="before")

@@ -259,3 +259,16 @@ def test_a_broken_link_or_pipe_among_the_sources_is_named_and_the_run_goes_on(tm
     for name in ("broken.csv", "pipe.csv"):
         line, = [x for x in log.splitlines() if name in x]
         assert "skipped source" in line and "not a regular file" in line
+
+
+def test_a_log_folder_or_memory_limit_that_cannot_work_is_a_config_error(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", GOOD)
+    (tmp_path / "afile").write_text("x")
+    cases = {"ENGAGEMENT_LOG_DIR": ("afile", "ENGAGEMENT_LOG_DIR"),
+             "ENGAGEMENT_DUCKDB_MEMORY_LIMIT": ("1KB", "64MB or more")}
+    for var, (value, words) in cases.items():
+        proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb", env={var: value})
+        assert proc.returncode == 2, proc.stderr
+        assert_one_line_error(proc, words)
+        assert "unexpected" not in proc.stderr
+    assert not (tmp_path / "w.duckdb").exists()
