@@ -170,6 +170,8 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**given)
     except ConfigError:
         raise
+    except UnicodeDecodeError:
+        raise ConfigError(".env in this folder is not UTF-8 text; save it as UTF-8 (or remove it)") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]) if err["loc"] else "setting"

@@ -272,3 +272,20 @@ def test_a_log_folder_or_memory_limit_that_cannot_work_is_a_config_error(tmp_pat
         assert_one_line_error(proc, words)
         assert "unexpected" not in proc.stderr
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_checks_or_env_file_that_is_not_utf8_or_names_a_list_is_a_config_error(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", GOOD)
+    (tmp_path / "latin1.yml").write_bytes("checks:\n  - {name: caf\xe9, type: not_null, table: dim_customer}\n"
+                                          .encode("latin-1"))
+    (tmp_path / "listed.yml").write_text("checks:\n  - {name: c, type: not_null, table: [dim_customer], "
+                                         "column: customer_id}\n")
+    for name, words in {"latin1.yml": "not UTF-8", "listed.yml": "table must be one name"}.items():
+        proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb", "--checks", name)
+        assert proc.returncode == 2, proc.stderr
+        assert_one_line_error(proc, words)
+    (tmp_path / ".env").write_bytes("ENGAGEMENT_SCHEMA=caf\xe9\n".encode("latin-1"))
+    proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb")
+    assert proc.returncode == 2, proc.stderr
+    assert_one_line_error(proc, ".env", "UTF-8")
+    assert not (tmp_path / "w.duckdb").exists()
