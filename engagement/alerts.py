@@ -22,7 +22,9 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
+
+from pydantic import SecretStr
 
 from engagement.config import Settings
 from engagement.results import CheckStatus, Delivery, RunResult, StepStatus
@@ -89,11 +91,34 @@ def compose(result: RunResult, links: Links) -> Alert:
     return Alert(subject, "\n".join(lines))
 
 
+MIN_SECRET = 8  # a path segment or query value this long may be a token; shorter ones are words like "services"
+
+
+def _forms(secret: str) -> set[str]:
+    """Every form in which ``secret`` may come back in an error text: whole, each part of it a token may be
+    (path, runs of path segments, query values), and each of those URL-encoded; parts shorter than
+    MIN_SECRET are left, as words such as "services" are no secret."""
+    parts = {secret}
+    url = urlsplit(secret)
+    if url.scheme and url.netloc:
+        parts.add(url.path)
+        segments = url.path.split("/")
+        # each run of segments: "/services/T0/B0/tok" may come back as "T0/B0/tok" or "tok"
+        parts.update("/".join(segments[i:j]) for i in range(len(segments)) for j in range(i + 1, len(segments) + 1))
+        parts.update(value for _, value in parse_qsl(url.query) if len(value) >= MIN_SECRET)
+        parts.discard("")
+    forms = set()
+    for part in parts:
+        forms.update({part, quote(part, safe=""), quote(part), quote_plus(part)})
+    return {f for f in forms if len(f) >= MIN_SECRET or f == secret}
+
+
 class _Scrubber:
-    """Removes secrets from text before it is logged or stored."""
+    """Removes secrets, in every form they may be echoed in, from text before it is logged or stored."""
 
     def __init__(self, secrets: Sequence[str | None]) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        forms = set().union(*(_forms(s) for s in secrets if s))
+        self.secrets = sorted(forms, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
@@ -104,7 +129,7 @@ class _Scrubber:
 def _post_slack(url: str, alert: Alert) -> None:
     body = json.dumps({"text": alert.body}).encode("utf-8")
     request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 (the URL is the user's webhook)
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
         if response.status >= 300:
             raise OSError(f"HTTP {response.status}")
 
@@ -184,12 +209,8 @@ def send_alert(settings: Settings, result: RunResult, links: Links) -> list[Deli
     if not targets:
         log.info("run %s calls for an alert but no channel is configured", result.run_id)
         return []
-    secrets = [settings.slack_webhook_url.get_secret_value() if settings.slack_webhook_url else None,
-               settings.smtp_password.get_secret_value() if settings.smtp_password else None]
-    if settings.slack_webhook_url:
-        # the webhook's path is its token: a message quoting the URL keeps only the host
-        path = urlsplit(settings.slack_webhook_url.get_secret_value()).path
-        secrets.append(path if len(path) > 8 else None)
+    # every secret setting, not a list to keep in step: a message quoting the webhook URL keeps only the host
+    secrets = [value.get_secret_value() for value in vars(settings).values() if isinstance(value, SecretStr)]
     scrub = _Scrubber(secrets)
     alert = compose(result, links)
     return [deliver(alert, send, name, settings.alert_attempts, scrub) for name, send in targets.items()]

@@ -57,6 +57,11 @@ def _check(entry: Any) -> Check:
     missing = [k for k in REQUIRED if entry.get(k) in (None, "")]
     if missing:
         raise ValueError(f"{', '.join(missing)} is required")
+    for key in (*REQUIRED, "column", "dimension"):
+        if entry.get(key) is not None and not isinstance(entry[key], str):  # [dim_customer] is a YAML list
+            raise ValueError(
+                f"{key} must be one name, not {entry[key]!r}; write it without brackets, "
+                f"e.g. {key}: {'dim_customer' if key == 'table' else 'name'}")
     if not IDENTIFIER.match(str(entry["name"])):
         raise ValueError("name must be an identifier (letters, digits and _, starting with a letter or _): "
                          "it names the check in tables, alerts and Snowflake DMF expectations")
@@ -158,6 +163,8 @@ def load_checks(path: Path | None = None) -> tuple[Check, ...]:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"checks file {path}: {exc.strerror}; fix --checks or ENGAGEMENT_CHECKS_FILE") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"checks file {path} is not UTF-8 text; save it as UTF-8 (or fix --checks)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""

@@ -6,6 +6,7 @@ data-quality check FAILED, 2 usage or configuration error, 3 a step errored.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sys
@@ -80,21 +81,40 @@ def _guard(work: Callable[[], T]) -> T:
         err_console.print("[red]interrupted[/]: committed steps are kept and the step in progress was rolled back; "
                           "rerun to resume", highlight=False, soft_wrap=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
-    except Exception as exc:  # a bug: one line here, the traceback in the log file
-        log.exception("unexpected error")
-        err_console.print(
-            f"[red]error:[/] unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-            "(traceback in the log file; please report it)",
-            highlight=False, soft_wrap=True,
-        )
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise _unexpected(exc) from None
+        err_console.print(f"[red]error:[/] the disk is full ({exc.filename or 'writing'}); free some space "
+                          "(or point --warehouse / ENGAGEMENT_LOG_DIR elsewhere) and run again", highlight=False,
+                          soft_wrap=True)
         raise typer.Exit(ExitCode.STEP_ERROR) from None
+    except Exception as exc:  # a bug: one line here, the traceback in the log file
+        raise _unexpected(exc) from None
 
 
-def _settings(**flags: Any):
+def _unexpected(exc: BaseException) -> typer.Exit:
+    """A bug: one line here, the traceback in the log file."""
+    log.error("unexpected error", exc_info=exc)
+    err_console.print(
+        f"[red]error:[/] unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+        "(traceback in the log file; please report it)",
+        highlight=False, soft_wrap=True,
+    )
+    return typer.Exit(ExitCode.STEP_ERROR)
+
+
+def _settings(*, reads_warehouse: bool = False, reads_source: bool = False, **flags: Any):
+    """Settings from ``flags``, validated before any file or folder (the log folder first) is created:
+    ``reads_warehouse`` commands refuse a warehouse that does not exist, ``reads_source`` ones a bad source."""
     from engagement.config import load_settings
     from engagement.logs import configure
+    from engagement.preflight import check_source, check_warehouse
 
     settings = load_settings(**flags)
+    if settings.engine == "duckdb":
+        check_warehouse(settings.warehouse, must_exist=reads_warehouse)
+    if reads_source:
+        check_source(settings.source)
     configure(settings.log_dir, settings.log_level)
     return settings
 
@@ -130,6 +150,8 @@ def generate(
         from engagement.exceptions import ConfigError
         from engagement.generate import generate as write
 
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file, not a folder; name a new or existing folder")
         try:
             with err_console.status("generating…"):
                 dated = {"start_date": start_date.date()} if start_date else {}
@@ -168,7 +190,7 @@ def run(
         from engagement.pipeline import run_pipeline
 
         settings = _settings(source=source, warehouse=warehouse, engine=engine, snowflake_connection=connection,
-                             checks_file=checks, full_refresh=full_refresh or None)
+                             checks_file=checks, full_refresh=full_refresh or None, reads_source=True)
         return _execute(settings, as_json, lambda eng, obs, checks: run_pipeline(
             eng, settings.source, checks=checks, observer=obs, full_refresh=settings.full_refresh))
 
@@ -263,7 +285,8 @@ def checks_command(
     def work() -> ExitCode:
         from engagement.pipeline import run_checks_only
 
-        settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection, checks_file=checks)
+        settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection, checks_file=checks,
+                             reads_warehouse=True)
         return _execute(settings, as_json, lambda eng, obs, checks: run_checks_only(eng, checks=checks, observer=obs))
 
     raise typer.Exit(_guard(work))
@@ -284,7 +307,10 @@ def status(
         from engagement.exceptions import ConfigError
         from engagement.history import recent_runs
 
-        settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection)
+        if limit < 1:
+            raise ConfigError(f"--limit {limit}: how many runs to show must be 1 or more; e.g. --limit 10")
+        settings = _settings(warehouse=warehouse, engine=engine, snowflake_connection=connection,
+                             reads_warehouse=True)
         if settings.engine == "snowpark-local":
             raise ConfigError("snowpark-local keeps nothing between commands; use --engine duckdb or snowflake")
         eng = create_engine(settings, read_only=True)

@@ -18,7 +18,9 @@ from engagement.identifiers import validate
 
 ENGINES = ("duckdb", "snowflake", "snowpark-local")
 EngineName = Literal["duckdb", "snowflake", "snowpark-local"]
-MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+MEMORY_UNITS = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+MIN_MEMORY = 64e6  # below this DuckDB cannot run a step's plans (at 1MB even a small CREATE fails)
 # ALTER WAREHOUSE ... WAREHOUSE_SIZE takes these (docs.snowflake.com/en/sql-reference/sql/alter-warehouse);
 # SHOW WAREHOUSES reports them as X-Small, Small, ..., 2X-Large, 3X-Large, 4X-Large ... 6X-Large.
 WAREHOUSE_SIZES = ("XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE", "XXLARGE", "XXXLARGE", "X4LARGE", "X5LARGE", "X6LARGE")
@@ -134,9 +136,13 @@ class Settings(BaseSettings):
         if value is None or str(value).strip() == "":
             return None
         text = str(value).strip()
-        if not MEMORY.match(text):
+        size = MEMORY.match(text)
+        if not size:
             raise ConfigError(f"ENGAGEMENT_DUCKDB_MEMORY_LIMIT={value!r} is not a size: use a number and a unit, "
                               "such as 1GB or 512MB (empty: DuckDB's default)")
+        if float(size[1]) * MEMORY_UNITS[size[2].lower()] < MIN_MEMORY:
+            raise ConfigError(f"ENGAGEMENT_DUCKDB_MEMORY_LIMIT={value!r} is too small for DuckDB to run a step: "
+                              "set 64MB or more, such as 1GB (empty: DuckDB's default)")
         return text
 
     @field_validator("alert_min_severity", mode="before")
@@ -146,6 +152,9 @@ class Settings(BaseSettings):
 
 
 SECRETS = ("slack_webhook_url", "smtp_password")  # never echoed back, not even in an error
+# the settings the CLI takes as a flag (cli.py's options); every other setting only as ENGAGEMENT_<NAME>
+FLAGS = {"source": "--source", "warehouse": "--warehouse", "engine": "--engine", "checks_file": "--checks",
+         "full_refresh": "--full-refresh", "snowflake_connection": "--connection"}
 FIXES = {
     "engine": f"choose one of: {', '.join(ENGINES)} (--engine or ENGAGEMENT_ENGINE)",
     "log_level": "choose DEBUG, INFO, WARNING or ERROR (ENGAGEMENT_LOG_LEVEL)",
@@ -161,12 +170,14 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**given)
     except ConfigError:
         raise
+    except UnicodeDecodeError:
+        raise ConfigError(".env in this folder is not UTF-8 text; save it as UTF-8 (or remove it)") from None
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]) if err["loc"] else "setting"
         if isinstance(err.get("ctx", {}).get("error"), ConfigError):
             raise err["ctx"]["error"] from None
         env = "ENGAGEMENT_SCHEMA" if name in ("schema_name", "ENGAGEMENT_SCHEMA") else f"ENGAGEMENT_{name.upper()}"
-        fix = FIXES.get(name, f"fix --{name.replace('_', '-')} or {env}")
+        fix = FIXES.get(name, f"fix {FLAGS[name]} or {env}" if name in FLAGS else f"fix {env}")
         shown = "(secret)" if name in SECRETS else repr(err.get("input"))
         raise ConfigError(f"{env}={shown} is not valid: {err['msg']}; {fix}") from None

@@ -19,8 +19,16 @@ class _RunIdDefault(logging.Filter):
 
 def configure(log_dir: Path, level: str = "INFO") -> Path:
     """Send the ``engagement`` logger to ``log_dir/engagement.log``; return the file's path."""
-    log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / "engagement.log"
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        from engagement.exceptions import ConfigError
+
+        raise ConfigError(f"ENGAGEMENT_LOG_DIR={str(log_dir)!r}: cannot write {path} ({exc.strerror}); "
+                          "set ENGAGEMENT_LOG_DIR to a folder this user can write") from None
     logger = logging.getLogger("engagement")
     for handler in list(logger.handlers):
         if isinstance(handler, logging.FileHandler):

@@ -8,6 +8,7 @@ new or changed one, the way Snowflake's COPY load metadata does.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -98,12 +99,17 @@ class LocalRoot:
         found: dict[str, SourceFile] = {}
         for pattern in patterns:
             for path in self.path.glob(pattern):
-                if path.is_file():
-                    stat = path.stat()
-                    name = path.relative_to(self.path).as_posix()
-                    rel = readable_name(name)
-                    found[rel] = SourceFile(self, rel, stat.st_size, str(stat.st_mtime_ns),
-                                            stored_name=name if rel != name else "")
+                if not path.is_file():
+                    if not path.is_dir():  # a dangling link, a FIFO, a socket: named, then the run goes on
+                        logging.getLogger("engagement").warning(
+                            "skipped source %s: not a regular file (a broken link or a pipe?); remove it or "
+                            "point it at a file", readable_name(str(path)))
+                    continue
+                stat = path.stat()
+                name = path.relative_to(self.path).as_posix()
+                rel = readable_name(name)
+                found[rel] = SourceFile(self, rel, stat.st_size, str(stat.st_mtime_ns),
+                                        stored_name=name if rel != name else "")
         return [found[k] for k in sorted(found)]
 
     def read(self, relpath: str) -> bytes:

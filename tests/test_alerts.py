@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote, quote_plus, urlsplit
 
 import duckdb
 import pytest
@@ -46,15 +47,15 @@ def free_port() -> int:
 class Receiver:
     """A webhook receiver: records every POST and answers with ``status``."""
 
-    def __init__(self, status: int = 200) -> None:
-        self.status, self.posts = status, []
+    def __init__(self, status: int = 200, reason: str | None = None) -> None:
+        self.status, self.reason, self.posts = status, reason, []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.posts.append((self.path, json.loads(body)))
-                self.send_response(receiver.status)
+                self.send_response(receiver.status, receiver.reason)
                 self.end_headers()
                 self.wfile.write(b"ok" if receiver.status == 200 else b"no")
 
@@ -103,7 +104,7 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[dict] = []
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server, session, envelope) -> str:
         self.messages.append({"rcpt": envelope.rcpt_tos, "login": session.auth_data,
                               "tls": session.ssl is not None, "message": message_from_bytes(envelope.content)})
         return "250 OK"
@@ -257,6 +258,28 @@ def test_secrets_never_reach_logs_tables_or_output(tmp_path: Path, smtp: tuple[M
     for where, text in texts.items():
         for secret in (TOKEN, "s3cr3t-w3bh00k-t0k3n", PASSWORD):
             assert secret not in text, where
+
+
+def test_a_webhook_echoing_its_token_in_any_form_is_scrubbed(tmp_path: Path) -> None:
+    segment = TOKEN.rsplit("/", 1)[-1]
+    receiver = Receiver(status=403, reason="")
+    url = receiver.url + "?key=q5ecr3t-qu3ry-v4lu3"
+    path = urlsplit(url).path
+    receiver.reason = (f"bad token {segment} encoded {quote(path, safe='')} plus {quote_plus(TOKEN)} "
+                       f"query q5ecr3t-qu3ry-v4lu3 url {url}")
+    try:
+        env = {"ENGAGEMENT_SLACK_WEBHOOK_URL": url, "ENGAGEMENT_ALERT_ATTEMPTS": "1"}
+        code, doc = _run(tmp_path, FAILING, env)
+    finally:
+        receiver.close()
+    assert code == 1
+    error = doc["alerts"][0]["error"]
+    assert error == "HTTP 403 bad token *** encoded *** plus *** query *** url ***"
+    (_, message), = _alert_rows(tmp_path, doc["run_id"])
+    texts = {"json": json.dumps(doc), "table": message, "log": (tmp_path / "logs" / "engagement.log").read_text()}
+    for where, text in texts.items():
+        for secret in (segment, quote(path, safe=""), quote_plus(TOKEN), "q5ecr3t-qu3ry-v4lu3", path):
+            assert secret not in text, (where, secret)
 
 
 def test_a_bad_severity_is_a_one_line_config_error(tmp_path: Path) -> None:

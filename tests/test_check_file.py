@@ -155,6 +155,9 @@ def test_checks_command_exits_1_on_a_failed_check_and_2_on_a_bad_file(tmp_path: 
 def test_checks_command_exits_0_when_nothing_failed_and_3_when_a_check_errored(tmp_path: Path) -> None:
     (tmp_path / "ok.yml").write_text("checks:\n" + ENTRY)  # dim_customer.email: WARN at most
     (tmp_path / "err.yml").write_text("checks:\n" + ENTRY + REJ)  # rejected_rows before any load: ERROR
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "w.duckdb")).close()  # `checks` reads a warehouse; it never creates one
     empty = cli(tmp_path, "checks", "-w", "w.duckdb", "--checks", "ok.yml", "--json")
     assert empty.returncode == 0, empty.stderr
     errored = cli(tmp_path, "checks", "-w", "w.duckdb", "--checks", "err.yml", "--json")

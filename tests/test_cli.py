@@ -207,3 +207,85 @@ def test_a_source_without_clickstream_files_warns_and_fails_its_row_count(tmp_pa
     assert checks["raw_clickstream_events_row_count"] == "FAILED"
     shown = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb")
     assert "warning: no clickstream files" in shown.stdout
+
+
+def test_bad_numbers_and_files_for_options_are_one_line_usage_errors(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "status", "--limit", "-5", "--warehouse", "w.duckdb")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "--limit -5", "1 or more")
+    (tmp_path / "taken").write_text("x")
+    proc = cli(tmp_path, "generate", "--out", "taken", "--customers", "10", "--events", "10")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "is a file, not a folder")
+    assert (tmp_path / "taken").read_text() == "x"
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_command_refused_before_it_starts_creates_nothing(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "run", "--source", "missing")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "missing does not exist")
+    proc = cli(tmp_path, "checks", "--warehouse", "typo.duckdb")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "typo.duckdb does not exist", "--warehouse")
+    proc = cli(tmp_path, "status", "--warehouse", "typo.duckdb")
+    assert proc.returncode == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no warehouse/, no logs/
+
+
+def test_a_warehouse_or_source_of_the_wrong_kind_is_a_config_error_with_a_fix(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "notes.txt").write_text("not a database, not a folder of sources")
+    cases = {("--warehouse", "src"): "is a folder, not a DuckDB file",
+             ("--warehouse", "notes.txt"): "is not a DuckDB database",
+             ("--warehouse", "notes.txt/w.duckdb"): "is a file, not a folder",
+             ("--source", "notes.txt"): "is a file, not a folder",
+             ("--source", ""): "the source is empty"}
+    for (flag, value), words in cases.items():
+        args = ("run", "--source", "src", flag, value) if flag == "--warehouse" else ("run", flag, value)
+        proc = cli(tmp_path, *args, "--warehouse", "w.duckdb") if flag == "--source" else cli(tmp_path, *args)
+        assert proc.returncode == 2, (flag, value, proc.stderr)
+        assert_one_line_error(proc, words, flag)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "src"]
+
+
+def test_a_broken_link_or_pipe_among_the_sources_is_named_and_the_run_goes_on(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", GOOD)
+    (tmp_path / "src" / "customers" / "broken.csv").symlink_to(tmp_path / "nowhere.csv")
+    os.mkfifo(tmp_path / "src" / "customers" / "pipe.csv")
+    proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb")
+    assert proc.returncode == 0, proc.stderr
+    log = (tmp_path / "logs" / "engagement.log").read_text()
+    for name in ("broken.csv", "pipe.csv"):
+        line, = [x for x in log.splitlines() if name in x]
+        assert "skipped source" in line and "not a regular file" in line
+
+
+def test_a_log_folder_or_memory_limit_that_cannot_work_is_a_config_error(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", GOOD)
+    (tmp_path / "afile").write_text("x")
+    cases = {"ENGAGEMENT_LOG_DIR": ("afile", "ENGAGEMENT_LOG_DIR"),
+             "ENGAGEMENT_DUCKDB_MEMORY_LIMIT": ("1KB", "64MB or more")}
+    for var, (value, words) in cases.items():
+        proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb", env={var: value})
+        assert proc.returncode == 2, proc.stderr
+        assert_one_line_error(proc, words)
+        assert "unexpected" not in proc.stderr
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_checks_or_env_file_that_is_not_utf8_or_names_a_list_is_a_config_error(tmp_path: Path) -> None:
+    write_files(tmp_path / "src", GOOD)
+    (tmp_path / "latin1.yml").write_bytes("checks:\n  - {name: caf\xe9, type: not_null, table: dim_customer}\n"
+                                          .encode("latin-1"))
+    (tmp_path / "listed.yml").write_text("checks:\n  - {name: c, type: not_null, table: [dim_customer], "
+                                         "column: customer_id}\n")
+    for name, words in {"latin1.yml": "not UTF-8", "listed.yml": "table must be one name"}.items():
+        proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb", "--checks", name)
+        assert proc.returncode == 2, proc.stderr
+        assert_one_line_error(proc, words)
+    (tmp_path / ".env").write_bytes("ENGAGEMENT_SCHEMA=caf\xe9\n".encode("latin-1"))
+    proc = cli(tmp_path, "run", "--source", "src", "--warehouse", "w.duckdb")
+    assert proc.returncode == 2, proc.stderr
+    assert_one_line_error(proc, ".env", "UTF-8")
+    assert not (tmp_path / "w.duckdb").exists()

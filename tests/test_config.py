@@ -51,3 +51,25 @@ def test_quoted_schema_is_used(tmp_path: Path) -> None:
         assert eng.table_counts()["dim_customer"] == 0
     finally:
         eng.close()
+
+
+def _cli_flags() -> set[str]:
+    import typer.main
+
+    from engagement.cli import app
+
+    group = typer.main.get_command(app)
+    return {opt for cmd in group.commands.values() for p in cmd.params for opt in getattr(p, "opts", [])}
+
+
+@pytest.mark.parametrize("name", ["DUCKDB_LOCK_WAIT", "ALERT_ATTEMPTS", "SMTP_PORT", "DASHBOARD_PORT", "FULL_REFRESH"])
+def test_a_config_error_suggests_only_flags_that_exist(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    import re
+
+    monkeypatch.setenv(f"ENGAGEMENT_{name}", "many")
+    try:
+        load_settings()
+    except ConfigError as err:
+        flags = set(re.findall(r"--[a-z][a-z-]+", str(err)))
+        assert flags <= _cli_flags(), str(err)
+        assert f"ENGAGEMENT_{name}" in str(err)
