@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from engagement.model import LOADED_FILES, REJECTED
+
 CURRENT_REJECTED_RECORDS = "current_rejected_records"
 
 
 def current_rejected_records_sql(t: Callable[[str], str]) -> str:
-    """The rejects of the latest finished ingest per source table (a killed run's rejects are left out).
+    """The rejects of each source file's current load: the run ``loaded_files`` names for it.
 
-    ``t`` qualifies a table name for the engine. Plain SQL (no arg_max) so Snowflake can share it.
+    A run killed after its ingest committed left its rejects in ``rejected_records``; the rerun
+    that loaded the same file again is the one ``loaded_files`` records, so counts over this
+    view never double. With incremental loads, an older file's rejects stay current until a run
+    loads that file again. ``t`` qualifies a table name for the engine; plain SQL, shared by
+    DuckDB and Snowflake.
     """
     return (
-        f"SELECT r.* FROM {t('rejected_records')} r JOIN ("
-        f"SELECT table_name, run_id FROM ("
-        f"SELECT table_name, run_id, ROW_NUMBER() OVER (PARTITION BY table_name ORDER BY finished_at DESC) AS n "
-        f"FROM {t('ingestion_logs')} WHERE step = 'ingest' AND status = 'SUCCEEDED') latest WHERE n = 1"
-        f") l ON r.source_table = l.table_name AND r.run_id = l.run_id"
+        f"SELECT r.* FROM {t(REJECTED.name)} r JOIN {t(LOADED_FILES.name)} f "
+        "ON r.source_table = f.source_table AND r.source_file = f.source_file AND r.run_id = f.run_id"
     )

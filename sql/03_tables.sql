@@ -125,3 +125,5 @@ CREATE TABLE IF NOT EXISTS "ENGAGEMENT"."MARKETING"."LOADED_FILES" (
     LOADED_AT                TIMESTAMP_NTZ NOT NULL
 )
 COMMENT = 'Load metadata, like Snowflake''s COPY history: one row per source file, with the size and version (mtime or ETag) it was loaded at. state is INGESTED once in a raw table and MERGED once in its target; a MERGED file whose size and version have not changed is not read again.';
+
+CREATE VIEW IF NOT EXISTS "ENGAGEMENT"."MARKETING"."CURRENT_REJECTED_RECORDS" AS SELECT r.* FROM "ENGAGEMENT"."MARKETING"."REJECTED_RECORDS" r JOIN "ENGAGEMENT"."MARKETING"."LOADED_FILES" f ON r.source_table = f.source_table AND r.source_file = f.source_file AND r.run_id = f.run_id;

@@ -182,7 +182,12 @@ def test_generated_ddl_parses() -> None:
     from engagement.engines.snowflake_ddl import tables_script
 
     statements = [s for s in sqlglot.parse(tables_script("ENGAGEMENT", "MARKETING"), read="snowflake") if s]
-    assert len(statements) == 8 and all(isinstance(s, exp.Create) for s in statements)
+    from engagement.model import TABLES
+    from engagement.views import CURRENT_REJECTED_RECORDS
+
+    assert len(statements) == len(TABLES) + 1 and all(isinstance(s, exp.Create) for s in statements)
+    assert [s.kind for s in statements] == ["TABLE"] * len(TABLES) + ["VIEW"]
+    assert statements[-1].this.name.lower() == CURRENT_REJECTED_RECORDS
 
 
 def test_statement_count_does_not_grow_with_files(tmp_path: Path) -> None:

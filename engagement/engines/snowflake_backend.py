@@ -42,7 +42,7 @@ from snowflake.snowpark.types import DataType
 
 from engagement.config import canonical_size
 from engagement.engines.snowflake_ddl import TYPES as SQL_TYPES
-from engagement.engines.snowflake_ddl import add_column_sql, columns_query, create_table_sql, qualified
+from engagement.engines.snowflake_ddl import add_column_sql, columns_query, create_table_sql, qualified, views_sql
 from engagement.engines.snowpark_types import snowpark_type
 from engagement.exceptions import ConfigError, WarehouseError
 from engagement.model import TABLES, ColumnType, Table
@@ -255,6 +255,8 @@ class SnowflakeBackend:
             for column in table.columns:
                 if (table.name, column.name) not in present:
                     self.session.sql(add_column_sql(table, column.name, database, schema)).collect()
+        for view in views_sql(database, schema):
+            self.session.sql(view.rstrip(";")).collect()
 
     def raw_loader(self, run_id: str, raw: Table, database: str, schema: str) -> RawLoader:
         stage_dir = f"@{qualified(database, schema, STAGE)}/{run_id}/{raw.name}/{secrets.token_hex(4)}/"

@@ -67,7 +67,8 @@ class Catalog:
         catalog.grants |= {
             ("USAGE", "WAREHOUSE", catalog.warehouse), ("OPERATE", "WAREHOUSE", catalog.warehouse),
             ("USAGE", "DATABASE", db), ("USAGE", "SCHEMA", f"{db}.{sch}"),
-            ("CREATE TABLE", "SCHEMA", f"{db}.{sch}"), ("CREATE STAGE", "SCHEMA", f"{db}.{sch}"),
+            ("CREATE TABLE", "SCHEMA", f"{db}.{sch}"), ("CREATE VIEW", "SCHEMA", f"{db}.{sch}"),
+            ("CREATE STAGE", "SCHEMA", f"{db}.{sch}"),
             ("CREATE FILE FORMAT", "SCHEMA", f"{db}.{sch}"),
             ("READ", "STAGE", f"{db}.{sch}.ENGAGEMENT_STAGE"), ("WRITE", "STAGE", f"{db}.{sch}.ENGAGEMENT_STAGE"),
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from engagement.identifiers import quote
 from engagement.model import TABLES, ColumnType, Table
+from engagement.views import CURRENT_REJECTED_RECORDS, current_rejected_records_sql
 
 TYPES = {
     ColumnType.VARCHAR: "VARCHAR",
@@ -39,6 +40,14 @@ def create_table_sql(table: Table, database: str, schema: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {qualified(database, schema, table)} (\n{cols}\n){cluster}{comment};"
 
 
+def views_sql(database: str, schema: str) -> list[str]:
+    """``CREATE OR REPLACE VIEW`` for the views of :mod:`engagement.views`."""
+    def t(name: str) -> str:
+        return qualified(database, schema, name)
+
+    return [f"CREATE VIEW IF NOT EXISTS {t(CURRENT_REJECTED_RECORDS)} AS {current_rejected_records_sql(t)};"]
+
+
 def columns_query(database: str, schema: str) -> str:
     """Every (table, column) the schema has, to find the columns a newer model added."""
     return (f"SELECT table_name, column_name FROM {ident(database)}.INFORMATION_SCHEMA.COLUMNS "
@@ -59,4 +68,5 @@ def tables_script(database: str, schema: str) -> str:
         "-- Run as ENGAGEMENT_ROLE after 01_setup.sql and 02_stages.sql. (`engagement run --engine snowflake`\n"
         "-- also creates any missing table itself, with the same statements.)\n\n"
     )
-    return header + "\n\n".join(create_table_sql(t, database, schema) for t in TABLES) + "\n"
+    statements = [create_table_sql(t, database, schema) for t in TABLES] + views_sql(database, schema)
+    return header + "\n\n".join(statements) + "\n"

@@ -155,6 +155,7 @@ def run_needs(*, warehouse: str | None, database: str, schema: str, stage: str, 
         Need(("USAGE",), "DATABASE", database, "to reach the schema"),
         Need(("USAGE",), "SCHEMA", sch, "to reach the tables and the stage"),
         Need(("CREATE TABLE",), "SCHEMA", sch, "a run creates missing tables, and Snowpark its temporary tables"),
+        Need(("CREATE VIEW",), "SCHEMA", sch, "a run creates the current_rejected_records view when it is missing"),
         Need(("READ", "WRITE"), "STAGE", f"{sch}.{stage}", "each run PUTs its records there and COPYs them"),
     ]
     if external_stage:

@@ -1,4 +1,4 @@
--- engagement plan: the 103 statements `engagement run --engine snowflake` would issue, in order,
+-- engagement plan: the 104 statements `engagement run --engine snowflake` would issue, in order,
 -- for source <source> into ENGAGEMENT.MARKETING (full refresh).
 -- Generated offline by the real Snowpark client on its production code path, against a recording
 -- connection: nothing was sent to Snowflake. Row counts are unknown in a plan: every query was answered
@@ -126,6 +126,7 @@ CREATE TABLE IF NOT EXISTS "ENGAGEMENT"."MARKETING"."LOADED_FILES" (
 )
 COMMENT = 'Load metadata, like Snowflake''s COPY history: one row per source file, with the size and version (mtime or ETag) it was loaded at. state is INGESTED once in a raw table and MERGED once in its target; a MERGED file whose size and version have not changed is not read again.';
 SELECT table_name, column_name FROM "ENGAGEMENT".INFORMATION_SCHEMA.COLUMNS WHERE table_schema = 'MARKETING';
+CREATE VIEW IF NOT EXISTS "ENGAGEMENT"."MARKETING"."CURRENT_REJECTED_RECORDS" AS SELECT r.* FROM "ENGAGEMENT"."MARKETING"."REJECTED_RECORDS" r JOIN "ENGAGEMENT"."MARKETING"."LOADED_FILES" f ON r.source_table = f.source_table AND r.source_file = f.source_file AND r.run_id = f.run_id;
 
 -- step: log ingestion_logs
 alter session set query_tag = '{"app": "engagement", "run_id": "20261201T053000Z-abc123", "step": "log:ingestion_logs"}';
