@@ -270,3 +270,23 @@ def test_odd_offsets_are_the_same_instant_on_every_engine(engine, source, run):
     assert verdicts(engine, result) == []
     stored = {r["event_id"]: pd.Timestamp(r["event_timestamp"]) for r in rows(engine, "fact_click_events")}
     assert {d["timestamp"]: stored[d["event_id"]] for d in docs} == {k: pd.Timestamp(v) for k, v in cases.items()}
+
+
+@pytest.mark.engines("duckdb")
+def test_a_view_named_like_a_model_table_is_one_line_exit_2(engine_name, tmp_path):
+    import subprocess
+
+    import duckdb
+
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE VIEW dim_customer AS SELECT 1 AS customer_id")
+    root = tmp_path / "src" / "customers"
+    root.mkdir(parents=True)
+    (root / "a.csv").write_text(f"{CSV_HEADER}\nC1,A,a@x,NA,2024-01-01\n")
+    done = subprocess.run([sys.executable, "-m", "engagement", "run", "--source", str(tmp_path / "src"),
+                           "--warehouse", str(warehouse)], capture_output=True, text=True,
+                          env={**os.environ, "ENGAGEMENT_LOG_DIR": str(tmp_path / "logs"), "COLUMNS": "200"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "has a view named dim_customer where the model keeps a table" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

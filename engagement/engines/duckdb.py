@@ -145,6 +145,13 @@ class DuckDBEngine:
     def setup(self) -> None:
         with self._transaction():
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+            views = [name for (name,) in self.con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE schema_name = ? AND NOT internal", [self.schema]).fetchall()
+                if name in {t.name for t in TABLES}]
+            if views:
+                raise ConfigError(
+                    f"warehouse {self.path} has a view named {views[0]} where the model keeps a table; "
+                    f"drop or rename it (DROP VIEW {views[0]}), or pass another --warehouse")
             for table in TABLES:
                 self.con.execute(self._create_sql(table, table.name, "CREATE TABLE IF NOT EXISTS"))
                 self._add_missing_columns(table)
