@@ -207,6 +207,9 @@ def _ingest(run: _Run, root: Root, full_refresh: bool = False) -> bool:
 
     def find(step: StepResult) -> None:
         found = discover(root)
+        for warning in getattr(root, "skipped", ()):  # a folder's matches that are no file (LocalRoot)
+            run.result.warnings.append(warning)
+            run.log.warning(warning)
         step.files = sum(len(v) for v in found.values())
         for s in SOURCES:
             files[s.name], skipped[s.name] = (found[s.name], 0) if full_refresh else \

@@ -8,7 +8,6 @@ new or changed one, the way Snowflake's COPY load metadata does.
 from __future__ import annotations
 
 import gzip
-import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -87,9 +86,10 @@ def readable_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class LocalRoot:
-    """A folder."""
+    """A folder. ``skipped`` collects the warnings of the matches that are no regular file."""
 
     path: Path
+    skipped: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -101,9 +101,8 @@ class LocalRoot:
             for path in self.path.glob(pattern):
                 if not path.is_file():
                     if not path.is_dir():  # a dangling link, a FIFO, a socket: named, then the run goes on
-                        logging.getLogger("engagement").warning(
-                            "skipped source %s: not a regular file (a broken link or a pipe?); remove it or "
-                            "point it at a file", readable_name(str(path)))
+                        self.skipped.append(f"skipped source {readable_name(str(path))}: not a regular file "
+                                            "(a broken link or a pipe?); remove it or point it at a file")
                     continue
                 stat = path.stat()
                 name = path.relative_to(self.path).as_posix()

@@ -259,6 +259,7 @@ def test_a_broken_link_or_pipe_among_the_sources_is_named_and_the_run_goes_on(tm
     for name in ("broken.csv", "pipe.csv"):
         line, = [x for x in log.splitlines() if name in x]
         assert "skipped source" in line and "not a regular file" in line
+        assert name in proc.stdout  # and in the run's summary, among its warnings
 
 
 def test_a_log_folder_or_memory_limit_that_cannot_work_is_a_config_error(tmp_path: Path) -> None:
