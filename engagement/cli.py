@@ -6,9 +6,9 @@ data-quality check FAILED, 2 usage or configuration error, 3 a step errored.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from engagement import __version__
-from engagement.exceptions import EngagementError, ExitCode
+from engagement.exceptions import EngagementError, ExitCode, disk_full
 
 T = TypeVar("T")
 err_console = Console(stderr=True)
@@ -81,15 +81,13 @@ def _guard(work: Callable[[], T]) -> T:
         err_console.print("[red]interrupted[/]: committed steps are kept and the step in progress was rolled back; "
                           "rerun to resume", highlight=False, soft_wrap=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
-    except OSError as exc:
-        if exc.errno != errno.ENOSPC:
+    except Exception as exc:
+        full = disk_full(exc)
+        if full is None:  # a bug: one line here, the traceback in the log file
             raise _unexpected(exc) from None
-        err_console.print(f"[red]error:[/] the disk is full ({exc.filename or 'writing'}); free some space "
-                          "(or point --warehouse / ENGAGEMENT_LOG_DIR elsewhere) and run again", highlight=False,
-                          soft_wrap=True)
+        log.error("disk full", exc_info=exc)
+        err_console.print(f"[red]error:[/] {full}", highlight=False, soft_wrap=True)
         raise typer.Exit(ExitCode.STEP_ERROR) from None
-    except Exception as exc:  # a bug: one line here, the traceback in the log file
-        raise _unexpected(exc) from None
 
 
 def _unexpected(exc: BaseException) -> typer.Exit:

@@ -7,6 +7,8 @@ never a traceback.
 
 from __future__ import annotations
 
+import errno
+import os
 from enum import IntEnum
 
 
@@ -62,3 +64,13 @@ class StepFailed(EngagementError):
 
 class MissingTableError(WarehouseError):
     """A model table is not in the warehouse yet: nothing was ever loaded there."""
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """The one line for ENOSPC (an OSError, or inside an engine's error text such as DuckDB's
+    "No space left on device"), else None. A full disk is transient: exit 3, rerun after freeing space."""
+    if not ((isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or os.strerror(errno.ENOSPC) in str(exc)):
+        return None
+    where = getattr(exc, "filename", None) or "writing"
+    return (f"the disk is full ({where}); free some space (or point --warehouse / ENGAGEMENT_LOG_DIR "
+            "elsewhere) and run again; committed steps are kept")

@@ -26,7 +26,7 @@ from engagement import incremental
 from engagement.alerts import Links, send_alert
 from engagement.config import Settings
 from engagement.engines.base import Engine, RunContext
-from engagement.exceptions import ConfigError, EngagementError, StepFailed
+from engagement.exceptions import ConfigError, EngagementError, StepFailed, disk_full
 from engagement.check_file import load_checks
 from engagement.history import check_context
 from engagement.model import DQ_CHECK_LOGS, INGESTION_LOGS, SOURCES, Check
@@ -71,6 +71,9 @@ def one_line(exc: BaseException) -> str:
     """An exception as one line for logs and tables (tool errors already are one line)."""
     if isinstance(exc, EngagementError):
         return str(exc)
+    full = disk_full(exc)
+    if full is not None:
+        return full
     first = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first}"
 

@@ -290,3 +290,28 @@ def test_a_view_named_like_a_model_table_is_one_line_exit_2(engine_name, tmp_pat
     assert done.returncode == 2, done.stdout + done.stderr
     assert "has a view named dim_customer where the model keeps a table" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_full_disk_is_one_line_and_exit_3(tmp_path):
+    import shutil
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if shutil.which("mount") is None or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("needs a small tmpfs (mount), which this machine does not allow")
+    try:
+        src = tmp_path / "src" / "clickstream"
+        src.mkdir(parents=True)
+        docs = "".join(line(ev(f"e{i}", page_url="/p/" + "x" * 200)) + "\n" for i in range(40_000))
+        (src / "a.jsonl").write_text(docs)  # about 10 MB: more than the disk holds
+        done = subprocess.run([sys.executable, "-m", "engagement", "run", "--source", str(tmp_path / "src"),
+                               "--warehouse", str(disk / "w.duckdb")], capture_output=True, text=True,
+                              env={**os.environ, "ENGAGEMENT_LOG_DIR": str(tmp_path / "logs"), "COLUMNS": "200"})
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+    assert done.returncode == 3, done.stdout + done.stderr
+    # The step that hit it is an ERROR step whose message is that line (in the summary and ingestion_logs).
+    assert "error: the disk is full" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "please report" not in done.stderr
