@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from engagement.exceptions import ConfigError
@@ -24,6 +25,9 @@ def check_warehouse(path: Path, *, must_exist: bool) -> None:
         if head and head[8:12] != DUCKDB_MAGIC:
             raise ConfigError(f"warehouse {path} is not a DuckDB database; {fix} naming a .duckdb file "
                               "(or a new path, which `engagement run` creates)")
+        if not must_exist and not os.access(path, os.W_OK):
+            raise ConfigError(f"warehouse {path} cannot be written by this user (or its file system is "
+                              f"read-only); {fix} naming a file this user can write")
         return
     if must_exist:
         raise ConfigError(f"warehouse {path} does not exist; {fix} naming an existing one, "
@@ -31,6 +35,9 @@ def check_warehouse(path: Path, *, must_exist: bool) -> None:
     parent = next((p for p in path.absolute().parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise ConfigError(f"warehouse {path}: {parent} is a file, not a folder; {fix} under a folder")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):  # also a read-only file system, for root
+        raise ConfigError(f"warehouse {path}: {parent} cannot be written by this user; {fix} "
+                          "under a folder this user can write")
 
 
 def check_source(source: str) -> None:

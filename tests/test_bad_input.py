@@ -315,3 +315,32 @@ def test_a_full_disk_is_one_line_and_exit_3(tmp_path):
     # The step that hit it is an ERROR step whose message is that line (in the summary and ingestion_logs).
     assert "error: the disk is full" in done.stdout + done.stderr, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and "please report" not in done.stderr
+
+
+def test_a_read_only_warehouse_folder_or_log_folder_is_one_line_exit_2(tmp_path):
+    import shutil
+    import subprocess
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if shutil.which("mount") is None or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], capture_output=True).returncode:
+        pytest.skip("needs a read-only tmpfs (mount), which this machine does not allow")
+    src = tmp_path / "src" / "clickstream"
+    src.mkdir(parents=True)
+    (src / "a.jsonl").write_text(line(ev("e1")) + "\n")
+    cases = {"warehouse": ({}, ro / "w" / "w.duckdb", "cannot be written by this user"),
+             "log-folder": ({"ENGAGEMENT_LOG_DIR": str(ro / "logs")}, tmp_path / "wh" / "w.duckdb",
+                            "ENGAGEMENT_LOG_DIR")}
+    try:
+        for name, (env, warehouse, words) in cases.items():
+            done = subprocess.run([sys.executable, "-m", "engagement", "run", "--source", str(tmp_path / "src"),
+                                   "--warehouse", str(warehouse)], capture_output=True, text=True, cwd=tmp_path,
+                                  env={**os.environ, "ENGAGEMENT_LOG_DIR": str(tmp_path / "logs"), "COLUMNS": "200",
+                                       **env})
+            assert done.returncode == 2, (name, done.stderr)
+            assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1, (name, done.stderr)
+            assert "unexpected" not in done.stderr
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)
+    assert not (tmp_path / "wh").exists()
