@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -274,8 +276,6 @@ def test_odd_offsets_are_the_same_instant_on_every_engine(engine, source, run):
 
 @pytest.mark.engines("duckdb")
 def test_a_view_named_like_a_model_table_is_one_line_exit_2(engine_name, tmp_path):
-    import subprocess
-
     import duckdb
 
     warehouse = tmp_path / "w.duckdb"
@@ -284,63 +284,61 @@ def test_a_view_named_like_a_model_table_is_one_line_exit_2(engine_name, tmp_pat
     root = tmp_path / "src" / "customers"
     root.mkdir(parents=True)
     (root / "a.csv").write_text(f"{CSV_HEADER}\nC1,A,a@x,NA,2024-01-01\n")
-    done = subprocess.run([sys.executable, "-m", "engagement", "run", "--source", str(tmp_path / "src"),
-                           "--warehouse", str(warehouse)], capture_output=True, text=True,
-                          env={**os.environ, "ENGAGEMENT_LOG_DIR": str(tmp_path / "logs"), "COLUMNS": "200"})
+    done = cli_run(tmp_path / "src", warehouse, tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "has a view named dim_customer where the model keeps a table" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
-
-def test_a_full_disk_is_one_line_and_exit_3(tmp_path):
+@contextmanager
+def tmpfs(path: Path, options: str) -> Iterator[None]:
+    """A tmpfs mounted on ``path`` for the test (skipped where this machine does not allow mount)."""
     import shutil
     import subprocess
 
-    disk = tmp_path / "disk"
-    disk.mkdir()
+    path.mkdir()
     if shutil.which("mount") is None or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("needs a small tmpfs (mount), which this machine does not allow")
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip(f"needs a tmpfs mounted with {options}, which this machine does not allow")
     try:
-        src = tmp_path / "src" / "clickstream"
-        src.mkdir(parents=True)
-        docs = "".join(line(ev(f"e{i}", page_url="/p/" + "x" * 200)) + "\n" for i in range(40_000))
-        (src / "a.jsonl").write_text(docs)  # about 10 MB: more than the disk holds
-        done = subprocess.run([sys.executable, "-m", "engagement", "run", "--source", str(tmp_path / "src"),
-                               "--warehouse", str(disk / "w.duckdb")], capture_output=True, text=True,
-                              env={**os.environ, "ENGAGEMENT_LOG_DIR": str(tmp_path / "logs"), "COLUMNS": "200"})
+        yield
     finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        subprocess.run(["umount", str(path)], check=False)
+
+
+def cli_run(source: Path, warehouse: Path, tmp_path: Path, **env: str):
+    """``engagement run`` as a user starts it, with its own log folder."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "engagement", "run", "--source", str(source),
+                           "--warehouse", str(warehouse)], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "ENGAGEMENT_LOG_DIR": str(tmp_path / "logs"), "COLUMNS": "200", **env})
+
+
+def test_a_full_disk_is_one_line_and_exit_3(tmp_path):
+    disk = tmp_path / "disk"
+    src = tmp_path / "src" / "clickstream"
+    src.mkdir(parents=True)
+    docs = "".join(line(ev(f"e{i}", page_url="/p/" + "x" * 200)) + "\n" for i in range(40_000))
+    (src / "a.jsonl").write_text(docs)  # about 10 MB: more than the disk holds
+    with tmpfs(disk, "size=2m"):
+        done = cli_run(tmp_path / "src", disk / "w.duckdb", tmp_path)
     assert done.returncode == 3, done.stdout + done.stderr
     # The step that hit it is an ERROR step whose message is that line (in the summary and ingestion_logs).
     assert "error: the disk is full" in done.stdout + done.stderr, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and "please report" not in done.stderr
 
-
 def test_a_read_only_warehouse_folder_or_log_folder_is_one_line_exit_2(tmp_path):
-    import shutil
-    import subprocess
-
     ro = tmp_path / "ro"
-    ro.mkdir()
-    if shutil.which("mount") is None or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], capture_output=True).returncode:
-        pytest.skip("needs a read-only tmpfs (mount), which this machine does not allow")
     src = tmp_path / "src" / "clickstream"
     src.mkdir(parents=True)
     (src / "a.jsonl").write_text(line(ev("e1")) + "\n")
     cases = {"warehouse": ({}, ro / "w" / "w.duckdb", "cannot be written by this user"),
              "log-folder": ({"ENGAGEMENT_LOG_DIR": str(ro / "logs")}, tmp_path / "wh" / "w.duckdb",
                             "ENGAGEMENT_LOG_DIR")}
-    try:
+    with tmpfs(ro, "ro,size=1m"):
         for name, (env, warehouse, words) in cases.items():
-            done = subprocess.run([sys.executable, "-m", "engagement", "run", "--source", str(tmp_path / "src"),
-                                   "--warehouse", str(warehouse)], capture_output=True, text=True, cwd=tmp_path,
-                                  env={**os.environ, "ENGAGEMENT_LOG_DIR": str(tmp_path / "logs"), "COLUMNS": "200",
-                                       **env})
+            done = cli_run(tmp_path / "src", warehouse, tmp_path, **env)
             assert done.returncode == 2, (name, done.stderr)
             assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1, (name, done.stderr)
             assert "unexpected" not in done.stderr
-    finally:
-        subprocess.run(["umount", str(ro)], check=False)
     assert not (tmp_path / "wh").exists()
