@@ -489,7 +489,7 @@ def notebooks_run(
         from engagement.report import exit_code
 
         settings = _settings(source=source, warehouse=warehouse, engine=engine, snowflake_connection=connection,
-                             checks_file=checks, full_refresh=full_refresh or None)
+                             checks_file=checks, full_refresh=full_refresh or None, reads_source=True)
         with chain_progress(err_console) as observer:
             result = run_chain(settings, output_dir=output_dir, run_date=run_date, observer=observer)
         out_console.print(chain_summary(result, str(settings.log_dir / "engagement.log")))

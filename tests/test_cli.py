@@ -290,3 +290,10 @@ def test_a_checks_or_env_file_that_is_not_utf8_or_names_a_list_is_a_config_error
     assert proc.returncode == 2, proc.stderr
     assert_one_line_error(proc, ".env", "UTF-8")
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_the_notebook_chain_with_a_missing_source_creates_nothing(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "notebooks", "run", "--source", "nowhere")
+    assert proc.returncode == 2, proc.stderr
+    assert_one_line_error(proc, "source folder nowhere does not exist")
+    assert list(tmp_path.iterdir()) == []
