@@ -193,15 +193,12 @@ NON_GREEDY = re.compile(r"(?<!\\)[*+?}]\?")
 
 def _engine_dialects(pattern: str) -> None:
     """Refuse a pattern DuckDB (RE2) or Snowflake (POSIX ERE) would reject only once the load ran."""
-    import duckdb
-
-    con = duckdb.connect(":memory:")
     try:
-        con.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()  # RE2: e.g. no backreferences
-    except duckdb.Error as exc:
-        reason = (str(exc).strip().splitlines() or [""])[0]
-        raise ValueError(f"pattern {pattern!r} is not valid in DuckDB's RE2 dialect ({reason}); use POSIX ERE") from None
-    finally:
-        con.close()
+        from engagement.engines.duckdb import regex_problem
+    except ImportError:  # Streamlit in Snowflake ships no DuckDB: only Snowflake's rule below applies there
+        regex_problem = None
+    reason = regex_problem(pattern) if regex_problem else None
+    if reason:
+        raise ValueError(f"pattern {pattern!r} is not valid in DuckDB's RE2 dialect ({reason}); use POSIX ERE")
     if NON_GREEDY.search(pattern):
         raise ValueError(f"pattern {pattern!r} uses a non-greedy quantifier (*?, +?, ??), which Snowflake does not support")

@@ -72,6 +72,18 @@ TYPES = {
 LOCK_PID = re.compile(r"PID (\d+)")
 
 
+def regex_problem(pattern: str) -> str | None:
+    """Why DuckDB's regexp (RE2: no backreferences, no lookaround) refuses ``pattern``, or None."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
+    except duckdb.Error as exc:
+        return (str(exc).strip().splitlines() or [""])[0]
+    finally:
+        con.close()
+    return None
+
+
 def lit(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
