@@ -37,16 +37,18 @@ def test_no_warning_for_key_pair_password_or_duckdb(tmp_path: Path) -> None:
 
 
 def test_the_chain_warns_before_anything_connects(tmp_path: Path) -> None:
-    # An account nobody can reach: the command must not get as far as trying it. The missing
-    # source folder stops the chain in its settings check, right after the warning, so the
+    # An account nobody can reach: the command must not get as far as trying it. An --output-dir
+    # that is a file stops the chain in its settings check, right after the warning, so the
     # warning is shown before any kernel starts or any session opens.
     home = sfhome(tmp_path, '[sso]\naccount = "unreachable-account.invalid"\nuser = "ann"\n'
                             'authenticator = "externalbrowser"\nlogin_timeout = 1\n')
-    proc = engagement(tmp_path, "notebooks", "run", "--engine", "snowflake", "--connection", "sso", "-s", "missing",
-                      "-o", str(tmp_path / "runs"), env={"SNOWFLAKE_HOME": str(home)})
+    (tmp_path / "src").mkdir()
+    (tmp_path / "runs-file").write_text("")
+    proc = engagement(tmp_path, "notebooks", "run", "--engine", "snowflake", "--connection", "sso",
+                      "-s", str(tmp_path / "src"), "-o", str(tmp_path / "runs-file"), env={"SNOWFLAKE_HOME": str(home)})
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]  # the progress display ends with a blank line
     assert len(lines) == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert lines[0].startswith("warning: connection 'sso' signs in through the browser") and "SNOWFLAKE_JWT" in lines[0]
-    assert lines[1].startswith("error:") and "missing" in lines[1]
+    assert lines[1].startswith("error:") and "is a file, not a folder" in lines[1]
     assert not (tmp_path / "runs").exists()
